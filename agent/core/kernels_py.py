@@ -1,0 +1,127 @@
+"""Pure-Python twin of the aggregation kernels in ``ext/_kernels.pyx``.
+
+This file is the specification: the Cython module must give bit-identical
+results for every input (``tests/test_kernels_parity.py`` holds them to it).
+Both work on whole columns (array.array / memoryviews), one entry per series.
+
+Series kinds (``agent.telemetry.model.SeriesKind``): 0 gauge, 1 counter that
+wraps at 2**32, 2 counter that wraps at 2**64.
+
+Counter deltas: when ``cur >= prev`` the delta is ``cur - prev``.  When the
+counter went down it either wrapped or was reset (interface recreated, driver
+reloaded, agent of the device restarted).  The wrapped delta ``(mod - prev) +
+cur`` is taken if it is at most half the counter's range; otherwise the
+counter is taken to have restarted from zero and the delta is ``cur`` (what
+Prometheus' ``rate()`` assumes), and the reset is counted.
+"""
+from __future__ import annotations
+
+import math
+
+NAN = math.nan
+_MOD32 = 1 << 32
+_MOD64 = 1 << 64
+STATS_WIDTH = 8  # min, max, mean, last, p50, p90, p99, count
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+def counter_delta(kind: int, prev: int, cur: int) -> tuple[int, bool]:
+    """Return ``(delta, was_reset)`` for one counter sample."""
+    if cur >= prev:
+        return cur - prev, False
+    mod = _MOD32 if kind == 1 else _MOD64
+    if prev < mod:
+        wrapped = (mod - prev) + cur
+        if wrapped <= (mod >> 1):
+            return wrapped, False
+    return cur, True
+
+
+def ingest_column(kinds, raw, value, scales, prev_raw, has_prev, dt,
+                  hist, cap, col, out_value, out_rate) -> int:
+    """Fold one collection into the per-series state; return the reset count.
+
+    Gauges: ``out_value = value`` and the history column gets the value.
+    Counters: ``out_value = raw * scale``; the per-second rate
+    ``delta * scale / dt`` goes to ``out_rate`` and to the history column (NaN
+    for a series' first sample or when ``dt <= 0``); ``prev_raw``/``has_prev``
+    are updated.  ``hist`` is row-major: series ``i`` owns
+    ``hist[i*cap:(i+1)*cap]`` and ``col`` is this sample's slot.
+    """
+    resets = 0
+    n = len(kinds)
+    for i in range(n):
+        kind = kinds[i]
+        if kind == 0:
+            v = value[i]
+            out_value[i] = v
+            out_rate[i] = NAN
+            hist[i * cap + col] = v
+            continue
+        cur = raw[i]
+        scale = scales[i]
+        out_value[i] = float(cur) * scale
+        rate = NAN
+        if has_prev[i] and dt > 0.0:
+            delta, was_reset = counter_delta(kind, prev_raw[i], cur)
+            if was_reset:
+                resets += 1
+            rate = float(delta) * scale / dt
+        out_rate[i] = rate
+        hist[i * cap + col] = rate
+        prev_raw[i] = cur
+        has_prev[i] = 1
+    return resets
+
+
+def quantile_sorted(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (Prometheus' quantile)."""
+    k = len(values)
+    pos = q * (k - 1)
+    lo = int(pos)
+    frac = pos - lo
+    if lo + 1 < k:
+        return values[lo] + (values[lo + 1] - values[lo]) * frac
+    return values[lo]
+
+
+def window_stats(hist, cap, n, ts, head, count, t_from, out) -> None:
+    """Statistics of each series over the slots written at or after ``t_from``.
+
+    The ring holds ``count`` slots, the newest at ``head - 1`` (mod ``cap``).
+    NaN entries (no sample, first counter sample) are skipped.  ``out`` gets
+    ``STATS_WIDTH`` values per series: min, max, mean, last, p50, p90, p99 and
+    the number of samples used (all NaN and 0 when there are none).
+    """
+    slots = []
+    for back in range(count, 0, -1):  # oldest first
+        slot = (head - back) % cap
+        if ts[slot] >= t_from:
+            slots.append(slot)
+    for i in range(n):
+        base = i * cap
+        vals = []
+        for slot in slots:
+            v = hist[base + slot]
+            if v == v:  # not NaN
+                vals.append(v)
+        o = i * STATS_WIDTH
+        k = len(vals)
+        if k == 0:
+            for j in range(STATS_WIDTH - 1):
+                out[o + j] = NAN
+            out[o + 7] = 0.0
+            continue
+        total = 0.0
+        for v in vals:
+            total += v
+        last = vals[-1]
+        vals.sort()
+        out[o + 0] = vals[0]
+        out[o + 1] = vals[-1]
+        out[o + 2] = total / k
+        out[o + 3] = last
+        out[o + 4] = quantile_sorted(vals, QUANTILES[0])
+        out[o + 5] = quantile_sorted(vals, QUANTILES[1])
+        out[o + 6] = quantile_sorted(vals, QUANTILES[2])
+        out[o + 7] = float(k)

@@ -1,0 +1,115 @@
+"""Typed values that cross the telemetry pipeline: metric families and batches.
+
+A collector describes each metric family once (:class:`FamilyDesc`) and fills a
+:class:`Batch` on every run.  The batch keeps samples in flat arrays, not one
+Python object per sample, so the store can hand them to the aggregation
+kernels (``agent.core``) as whole columns.
+"""
+from __future__ import annotations
+
+import enum
+import re
+from array import array
+from dataclasses import dataclass, field
+
+_NAME_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+class MetricType(enum.IntEnum):
+    """Values match ``hostagent.v1.MetricType``."""
+
+    COUNTER = 1
+    GAUGE = 2
+
+
+class SeriesKind(enum.IntEnum):
+    """How the aggregation kernels treat one series (the ``kind`` column)."""
+
+    GAUGE = 0
+    COUNTER32 = 1  # unsigned counter that wraps at 2**32
+    COUNTER64 = 2  # unsigned counter that wraps at 2**64
+
+
+@dataclass(frozen=True)
+class FamilyDesc:
+    """One metric family: what ListMetrics and ``# HELP``/``# TYPE`` show.
+
+    ``name`` is the full exposition name; counters end in ``_total``.
+    ``scale`` converts a counter's raw integer to the base unit (e.g. 1/USER_HZ
+    for CPU ticks, 1e-6 for PSI microseconds); gauges are stored as given.
+    """
+
+    name: str
+    type: MetricType
+    help: str
+    unit: str = ""
+    label_names: tuple[str, ...] = ()
+    scale: float = 1.0
+    counter_bits: int = 64
+    collector: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ValueError(f"invalid metric name {self.name!r}")
+        for label in self.label_names:
+            if not _LABEL_RE.match(label) or label.startswith("__"):
+                raise ValueError(f"{self.name}: invalid label name {label!r}")
+        if self.type is MetricType.COUNTER and not self.name.endswith("_total"):
+            raise ValueError(f"counter {self.name!r} must end in _total")
+        if self.counter_bits not in (32, 64):
+            raise ValueError(f"{self.name}: counter_bits must be 32 or 64")
+
+    @property
+    def kind(self) -> SeriesKind:
+        if self.type is MetricType.GAUGE:
+            return SeriesKind.GAUGE
+        return SeriesKind.COUNTER32 if self.counter_bits == 32 else SeriesKind.COUNTER64
+
+
+class Batch:
+    """The samples of one collector run, as parallel flat arrays.
+
+    ``keys[i]`` is ``(family, label_values)``; ``raw[i]`` holds a counter's
+    unsigned integer value and ``value[i]`` a gauge's float (the other column
+    is 0 for that series).  Label values are given in ``family.label_names``
+    order.
+    """
+
+    __slots__ = ("keys", "kinds", "raw", "value", "scales")
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[FamilyDesc, tuple[str, ...]]] = []
+        self.kinds = array("B")
+        self.raw = array("Q")
+        self.value = array("d")
+        self.scales = array("d")
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def gauge(self, family: FamilyDesc, value: float, *labels: str) -> None:
+        self._check(family, labels, MetricType.GAUGE)
+        self.keys.append((family, labels))
+        self.kinds.append(SeriesKind.GAUGE)
+        self.raw.append(0)
+        self.value.append(float(value))
+        self.scales.append(1.0)
+
+    def counter(self, family: FamilyDesc, raw: int, *labels: str) -> None:
+        """Add a counter's raw unsigned value (scaled by ``family.scale``)."""
+        self._check(family, labels, MetricType.COUNTER)
+        self.keys.append((family, labels))
+        self.kinds.append(family.kind)
+        self.raw.append(int(raw) & 0xFFFFFFFFFFFFFFFF)
+        self.value.append(0.0)
+        self.scales.append(family.scale)
+
+    @staticmethod
+    def _check(family: FamilyDesc, labels: tuple[str, ...], expected: MetricType) -> None:
+        if family.type is not expected:
+            raise TypeError(f"{family.name} is a {family.type.name.lower()}")
+        if len(labels) != len(family.label_names):
+            raise ValueError(
+                f"{family.name}: expected labels {family.label_names}, got {labels}"
+            )

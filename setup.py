@@ -1,0 +1,23 @@
+"""Builds the Cython kernels in ext/ into the agent package.
+
+Everything else about the package is in pyproject.toml.  Set
+HOSTAGENT_NO_EXTENSIONS=1 at build time to skip the extension (the agent then
+runs its pure-Python twin and says so at start).
+"""
+import os
+
+from setuptools import Extension, setup
+
+ext_modules = []
+if os.environ.get("HOSTAGENT_NO_EXTENSIONS", "") in ("", "0"):
+    from Cython.Build import cythonize
+
+    # -ffp-contract=off: no fused multiply-add, so the kernels round exactly
+    # like their pure-Python twin (the parity tests compare bit for bit).
+    flags = ["-O2", "-ffp-contract=off"]
+    ext_modules = cythonize(
+        [Extension("agent.core._kernels", ["ext/_kernels.pyx"], extra_compile_args=flags)],
+        compiler_directives={"language_level": "3"},
+    )
+
+setup(ext_modules=ext_modules)
