@@ -1,0 +1,3 @@
+from agent.cli import main
+import sys
+sys.exit(main())

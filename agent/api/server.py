@@ -1,0 +1,82 @@
+"""Builds the gRPC server: our services, health and reflection, one error
+interceptor, TCP and unix-socket listeners."""
+from __future__ import annotations
+
+import os
+import stat
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from agent.api.interceptors import ErrorInterceptor
+from agent.gen.hostagent.v1 import inventory_pb2, inventory_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+
+SERVICE_NAMES = (
+    telemetry_pb2.DESCRIPTOR.services_by_name["Telemetry"].full_name,
+    inventory_pb2.DESCRIPTOR.services_by_name["Inventory"].full_name,
+)
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class GrpcServer:
+    server: grpc.Server
+    health: health.HealthServicer
+    addresses: list[str] = field(default_factory=list)
+
+    def set_serving(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ("",) + SERVICE_NAMES:
+            self.health.set(name, status)
+
+
+def build_server(telemetry, inventory, max_workers: int) -> GrpcServer:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        interceptors=[ErrorInterceptor()],
+        options=[("grpc.max_receive_message_length", 4 * 1024 * 1024),
+                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                 ("grpc.so_reuseport", 0)])
+    telemetry_pb2_grpc.add_TelemetryServicer_to_server(telemetry, server)
+    inventory_pb2_grpc.add_InventoryServicer_to_server(inventory, server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        SERVICE_NAMES + (health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    grpc_server = GrpcServer(server, health_servicer)
+    grpc_server.set_serving(False)
+    return grpc_server
+
+
+def bind_tcp(srv: GrpcServer, address: str) -> str:
+    """Listen on HOST:PORT (port 0 picks one); return the bound address."""
+    port = srv.server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    host = address.rsplit(":", 1)[0]
+    bound = f"{host}:{port}"
+    srv.addresses.append(bound)
+    return bound
+
+
+def bind_unix(srv: GrpcServer, path: str) -> str:
+    """Listen on a unix socket; the directory is created, a stale socket removed.
+    The socket is 0660: root and the socket's group (operators) only."""
+    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    old = os.umask(0o117)
+    try:
+        if srv.server.add_insecure_port(f"unix:{path}") == 0:
+            raise OSError(f"cannot listen on unix:{path}")
+    finally:
+        os.umask(old)
+    srv.addresses.append(f"unix:{path}")
+    return f"unix:{path}"

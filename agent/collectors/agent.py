@@ -1,0 +1,83 @@
+"""The agent's own health: build, kernels in use, each collector's state,
+store size, event bus and process resources (node_exporter's
+``node_scrape_collector_*`` and ``process_*`` in one place).
+
+Built by the daemon with the objects it reads (not through ``BUILTIN``), and
+always enabled.
+"""
+from __future__ import annotations
+
+import platform
+import time
+from typing import Callable
+
+import psutil
+
+from agent import __version__, core
+from agent.telemetry.events import EventBus
+from agent.telemetry.model import Batch, FamilyDesc, MetricType
+from agent.telemetry.scheduler import Scheduler
+from agent.telemetry.store import SeriesStore
+
+G, C = MetricType.GAUGE, MetricType.COUNTER
+BUILD_INFO = FamilyDesc("hostagent_build_info", G,
+                        "Agent version, Python version and which aggregation kernels run (cython or python)",
+                        label_names=("version", "python", "kernels"))
+UP = FamilyDesc("hostagent_collector_up", G,
+                "1 if the collector's last run succeeded, 0 if it failed or timed out",
+                label_names=("collector",))
+PRESENT = FamilyDesc("hostagent_collector_present", G,
+                     "0 if what the collector reads is absent on this host", label_names=("collector",))
+DURATION = FamilyDesc("hostagent_collector_duration_seconds", G,
+                      "Duration of the collector's last run", "seconds", ("collector",))
+ERRORS = FamilyDesc("hostagent_collector_errors_total", C,
+                    "Failed runs of the collector (errors and timeouts)", label_names=("collector",))
+TIMEOUTS = FamilyDesc("hostagent_collector_timeouts_total", C,
+                      "Runs of the collector that overran their timeout", label_names=("collector",))
+LAST_OK = FamilyDesc("hostagent_collector_last_success_timestamp_seconds", G,
+                     "Unix time of the collector's last successful run", "seconds", ("collector",))
+SERIES = FamilyDesc("hostagent_series", G, "Series held in the store")
+EVENTS = FamilyDesc("hostagent_events_published_total", C, "Events published on WatchEvents")
+DROPPED = FamilyDesc("hostagent_events_dropped_total", C,
+                     "Events dropped because a watcher did not keep up")
+STREAMS = FamilyDesc("hostagent_grpc_active_streams", G, "Open server streams (StreamMetrics, WatchEvents)")
+RSS = FamilyDesc("hostagent_process_resident_memory_bytes", G, "Resident memory of the agent", "bytes")
+CPU = FamilyDesc("hostagent_process_cpu_seconds_total", C, "CPU time used by the agent", "seconds",
+                 scale=1e-6)
+FDS = FamilyDesc("hostagent_process_open_fds", G, "Open file descriptors of the agent")
+THREADS = FamilyDesc("hostagent_process_threads", G, "Threads of the agent")
+START = FamilyDesc("hostagent_start_time_seconds", G, "Unix time the agent started", "seconds")
+
+
+class AgentCollector:
+    name = "agent"
+
+    def __init__(self, scheduler: Scheduler, store: SeriesStore, events: EventBus,
+                 active_streams: Callable[[], int] = lambda: 0) -> None:
+        self._scheduler = scheduler
+        self._store = store
+        self._events = events
+        self._active_streams = active_streams
+        self._process = psutil.Process()
+        self._started = time.time()
+
+    def collect(self, batch: Batch) -> None:
+        batch.gauge(BUILD_INFO, 1, __version__, platform.python_version(), core.IMPLEMENTATION)
+        batch.gauge(START, self._started)
+        for st in self._scheduler.statuses():
+            batch.gauge(UP, 1 if st.up else 0, st.name)
+            batch.gauge(PRESENT, 1 if st.present else 0, st.name)
+            batch.gauge(DURATION, st.last_duration, st.name)
+            batch.counter(ERRORS, st.errors_total, st.name)
+            batch.counter(TIMEOUTS, st.timeouts_total, st.name)
+            batch.gauge(LAST_OK, st.last_success, st.name)
+        batch.gauge(SERIES, self._store.series_count())
+        batch.counter(EVENTS, self._events.published_total)
+        batch.counter(DROPPED, self._events.dropped_total)
+        batch.gauge(STREAMS, self._active_streams())
+        with self._process.oneshot():
+            batch.gauge(RSS, self._process.memory_info().rss)
+            times = self._process.cpu_times()
+            batch.counter(CPU, int((times.user + times.system) * 1e6))
+            batch.gauge(FDS, self._process.num_fds())
+            batch.gauge(THREADS, self._process.num_threads())

@@ -1,0 +1,204 @@
+"""The composition root: builds every part from the config, owns all state,
+runs until SIGTERM, reloads on SIGHUP.
+
+Start order: logging, state directory, store and scheduler (collection begins),
+gRPC and /metrics listeners, health SERVING, ``READY=1``, watchdog.  Stop
+order is the reverse, bounded so the process exits well within 5 s.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from agent import __version__, core
+from agent.api.server import bind_tcp, bind_unix, build_server
+from agent.api.streams import StreamGate
+from agent.api.telemetry_service import TelemetryService
+from agent.api.inventory_service import InventoryService
+from agent.backends.hostfs import HostFS
+from agent.collectors import BUILTIN
+from agent.collectors.agent import AgentCollector
+from agent.collectors.base import CollectorContext
+from agent.config import Config, ConfigError, load_config
+from agent.exposition import MetricsServer, make_registry
+from agent.inventory import InventoryCache
+from agent.logs import get_logger, setup_logging
+from agent.sdnotify import Notifier
+from agent.telemetry.events import EventBus, Severity
+from agent.telemetry.query import MetricsQuery
+from agent.telemetry.scheduler import CollectorSpec, Scheduler
+from agent.telemetry.store import SeriesStore
+
+log = get_logger(__name__)
+STREAM_HEADROOM = 4  # worker threads kept for unary calls
+
+
+def split_hostport(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class Agent:
+    def __init__(self, cfg: Config, config_path: str | None = None,
+                 overrides: dict | None = None, hostfs: HostFS | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.overrides = dict(overrides or {})
+        self.hostfs = hostfs or HostFS("/")
+        self.notifier = Notifier()
+        self.events = EventBus()
+        self.store = SeriesStore(cfg.telemetry.retention)
+        self.scheduler = Scheduler(self.store, self.events, cfg.telemetry.max_backoff)
+        self.streams = StreamGate(max(1, cfg.server.max_workers - STREAM_HEADROOM))
+        self.query = MetricsQuery(self.store)
+        self.inventory = InventoryCache(self.hostfs)
+        self._collectors: dict[str, object] = {
+            "agent": AgentCollector(self.scheduler, self.store, self.events,
+                                    lambda: self.streams.active)}
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self.grpc = None
+        self.metrics: MetricsServer | None = None
+
+    # -- collectors ------------------------------------------------------
+    def _specs(self, cfg: Config) -> list[CollectorSpec]:
+        tel = cfg.telemetry
+        specs = [CollectorSpec("agent", self._collectors["agent"], tel.interval, tel.timeout)]
+        ctx = CollectorContext(hostfs=self.hostfs, publish=self._publisher)
+        for name, ccfg in sorted(cfg.collectors.items()):
+            if not ccfg.enabled:
+                continue
+            collector = self._collectors.get(name)
+            if collector is None:
+                collector = self._collectors[name] = BUILTIN[name](ctx)
+            specs.append(CollectorSpec(name, collector, ccfg.interval or tel.interval,
+                                       ccfg.timeout or tel.timeout))
+        return specs
+
+    def _publisher(self, kind: str, severity: Severity, source: str, message: str, **labels):
+        return self.events.publish(kind, severity, source, message, **labels)
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.cfg
+        log.info("agent.starting", version=__version__, pid=os.getpid(),
+                 kernels=core.IMPLEMENTATION, kernels_note=core.FALLBACK_REASON or None)
+        os.makedirs(cfg.state_dir, mode=0o750, exist_ok=True)
+        self.scheduler.set_collectors(self._specs(cfg))
+        self.scheduler.start()
+        self.grpc = build_server(TelemetryService(self.query, self.events, self.streams),
+                                 InventoryService(self.inventory), cfg.server.max_workers)
+        if cfg.server.grpc_listen:
+            bind_tcp(self.grpc, cfg.server.grpc_listen)
+        if cfg.server.grpc_socket:
+            bind_unix(self.grpc, cfg.server.grpc_socket)
+        self.grpc.server.start()
+        if cfg.server.grpc_socket:
+            os.chmod(cfg.server.grpc_socket, 0o660)
+        for address in self.grpc.addresses:
+            log.info("grpc.listening", address=address)
+        if cfg.server.metrics_listen:
+            host, port = split_hostport(cfg.server.metrics_listen)
+            self.metrics = MetricsServer(host, port, make_registry(self.query))
+            shown = f"[{host}]" if ":" in host else host
+            log.info("metrics.listening", url=f"http://{shown}:{self.metrics.port}/metrics")
+        self.grpc.set_serving(True)
+        self.events.publish("agent.started", Severity.INFO, "agent", f"hostagent {__version__} started",
+                            version=__version__, kernels=core.IMPLEMENTATION)
+        self.notifier.ready(f"serving on {', '.join(self.grpc.addresses) or 'no gRPC listener'}")
+        log.info("agent.ready", collectors=",".join(s.name for s in self._specs(cfg)))
+        self._start_watchdog()
+
+    def _start_watchdog(self) -> None:
+        period = self.notifier.watchdog_interval()
+        if not period:
+            return
+
+        def ping() -> None:
+            withheld = False
+            while not self._stop.wait(period):
+                # Ping only while the collection loop really turns: a stuck
+                # scheduler lets systemd's watchdog restart us.
+                if self.scheduler.heartbeat_age() < max(2 * period, 2.0):
+                    self.notifier.watchdog()
+                    withheld = False
+                elif not withheld:
+                    withheld = True
+                    log.error("watchdog.withheld", scheduler_age=round(self.scheduler.heartbeat_age(), 1))
+
+        threading.Thread(target=ping, name="watchdog", daemon=True).start()
+        log.info("watchdog.enabled", period=period)
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT; SIGHUP reloads.  Returns the exit code."""
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+        self.start()
+        while not self._stop.is_set():
+            self._stop.wait(0.2)
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+        self.stop()
+        return 0
+
+    def reload(self) -> None:
+        self.notifier.reloading()
+        try:
+            cfg = load_config(self.config_path, overrides=self.overrides,
+                              known_collectors=BUILTIN.keys())
+        except ConfigError as exc:
+            log.error("config.reload_failed", error=str(exc), action="keeping the running config")
+            self.notifier.ready("reload failed; running with the previous config")
+            return
+        if cfg.server != self.cfg.server or cfg.state_dir != self.cfg.state_dir:
+            log.warning("config.restart_required", reason="server and state_dir changes apply at the next start")
+        setup_logging(cfg.log.level, cfg.log.format)
+        self.store.retention = cfg.telemetry.retention
+        self.scheduler.max_backoff = cfg.telemetry.max_backoff
+        for spec in self._specs(cfg):
+            self.store.configure(spec.name, spec.interval, cfg.telemetry.retention)
+        self.scheduler.set_collectors(self._specs(cfg))
+        self.cfg = cfg
+        self.events.publish("agent.reloaded", Severity.INFO, "agent", "configuration reloaded")
+        log.info("config.reloaded", path=self.config_path)
+        self.notifier.ready("serving (config reloaded)")
+
+    def stop(self) -> None:
+        t0 = time.monotonic()
+        log.info("agent.stopping")
+        self.notifier.stopping()
+        self._stop.set()
+        if self.grpc is not None:
+            self.grpc.set_serving(False)
+            self.streams.close_all()  # streams end with UNAVAILABLE
+            self.events.close_all()
+            self.grpc.server.stop(grace=2.0).wait(3.0)
+        if self.metrics is not None:
+            self.metrics.close()
+        self.scheduler.stop(timeout=1.0)
+        if self.cfg.server.grpc_socket:
+            try:
+                os.unlink(self.cfg.server.grpc_socket)
+            except OSError:
+                pass
+        log.info("agent.stopped", seconds=round(time.monotonic() - t0, 3))
+
+
+def serve(config_path: str | None, overrides: dict) -> int:
+    """Entry point of ``hostagent serve``: validate config, then run."""
+    try:
+        cfg = load_config(config_path, overrides=overrides, known_collectors=BUILTIN.keys())
+    except ConfigError as exc:
+        setup_logging("info", "logfmt")
+        log.error("config.invalid", error=str(exc))
+        return 2
+    setup_logging(cfg.log.level, cfg.log.format)
+    try:
+        return Agent(cfg, config_path, overrides).run()
+    except OSError as exc:
+        log.error("agent.start_failed", error=str(exc))
+        return 1

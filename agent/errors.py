@@ -1,0 +1,28 @@
+"""Domain errors.  Raised anywhere below the API; translated to gRPC status
+codes in exactly one place (``agent.api.interceptors``), psutil-style."""
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base class; ``str()`` is the message shown to the client."""
+
+
+class InvalidArgument(AgentError):
+    """A request field is wrong.  ``field`` is its path, e.g. ``selector.names[2]``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class NotFound(AgentError):
+    pass
+
+
+class Unavailable(AgentError):
+    """The agent cannot serve this now (shutting down, hardware absent)."""
+
+
+class ResourceExhausted(AgentError):
+    """A limit was reached (streams, queue); retry later."""

@@ -1,0 +1,253 @@
+"""Runs every collector at its interval, each isolated from the others.
+
+Each collector gets its own worker thread, so a collector that blocks (a hung
+NFS read, a dead BMC, a GPU fallen off the bus) holds only its own thread.  A
+single scheduler thread decides when each one is due and notices when a run
+overruns its timeout: the collector is then reported down
+(``hostagent_collector_up 0``), its series go stale (hidden from the API and
+``/metrics``), an event and a log line say why, and no new run starts until
+the stuck one returns (its late result is discarded).  Failures back off
+exponentially up to ``max_backoff``.
+
+The scheduler loop's heartbeat feeds the systemd watchdog: if the loop stops,
+the pings stop and systemd restarts the agent.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from agent.collectors.base import Collector, NoData
+from agent.logs import get_logger
+from agent.telemetry.events import EventBus, Severity
+from agent.telemetry.model import Batch
+from agent.telemetry.store import SeriesStore
+
+log = get_logger(__name__)
+TICK = 0.25  # longest sleep of the scheduler loop (seconds)
+
+
+@dataclass(frozen=True)
+class CollectorSpec:
+    name: str
+    collector: Collector
+    interval: float
+    timeout: float
+
+
+@dataclass
+class CollectorStatus:
+    """What ``hostagent_collector_*`` metrics and ``hostagent status`` show."""
+
+    name: str
+    interval: float
+    timeout: float
+    up: bool = False
+    present: bool = True
+    runs_total: int = 0
+    errors_total: int = 0
+    timeouts_total: int = 0
+    consecutive_failures: int = 0
+    last_duration: float = 0.0
+    last_success: float = 0.0  # wall clock
+    last_error: str = ""
+
+
+class _Runner:
+    """One collector and its worker thread."""
+
+    def __init__(self, spec: CollectorSpec, sched: "Scheduler") -> None:
+        self.spec = spec
+        self.sched = sched
+        self.status = CollectorStatus(spec.name, spec.interval, spec.timeout)
+        self.next_due = 0.0
+        self.started: float | None = None  # monotonic start of the run in flight
+        self.last_start = 0.0
+        self.timed_out = False
+        self.retired = False
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._work, name=f"collector-{spec.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def trigger(self, now: float) -> None:
+        self.started = self.last_start = now
+        self.timed_out = False
+        self._wake.set()
+
+    def retire(self) -> None:
+        self.retired = True
+        self._wake.set()
+
+    def _work(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self.retired:
+                return
+            batch = Batch()
+            error: BaseException | None = None
+            t0 = time.monotonic()
+            try:
+                self.spec.collector.collect(batch)
+            except BaseException as exc:  # noqa: BLE001 - isolation is the point
+                error = exc
+            self.sched._finished(self, batch, error, time.monotonic() - t0)
+
+
+class Scheduler:
+    def __init__(self, store: SeriesStore, events: EventBus, max_backoff: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.events = events
+        self.max_backoff = max_backoff
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._runners: dict[str, _Runner] = {}
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.heartbeat = clock()
+
+    # -- configuration ---------------------------------------------------
+    def set_collectors(self, specs: list[CollectorSpec]) -> None:
+        """Install the collector set; also used on reload.  A collector whose
+        spec is unchanged keeps its runner, state and history."""
+        with self._cond:
+            wanted = {s.name: s for s in specs}
+            for name in list(self._runners):
+                runner = self._runners[name]
+                if wanted.get(name) != runner.spec:
+                    runner.retire()
+                    del self._runners[name]
+                    if name not in wanted:
+                        self.store.drop(name)
+            for name, spec in wanted.items():
+                if name not in self._runners:
+                    self.store.configure(name, spec.interval)
+                    self._runners[name] = _Runner(spec, self)
+            self._cond.notify_all()
+
+    def statuses(self) -> list[CollectorStatus]:
+        with self._lock:
+            return [CollectorStatus(**vars(r.status)) for _, r in sorted(self._runners.items())]
+
+    def heartbeat_age(self) -> float:
+        return self._clock() - self.heartbeat
+
+    # -- loop ------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._cond:
+            self._stop = True
+            for runner in self._runners.values():
+                runner.retire()
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._stop:
+                now = self._clock()
+                self.heartbeat = now
+                wait = TICK
+                for runner in self._runners.values():
+                    wait = min(wait, self._tend(runner, now))
+                self._cond.wait(max(wait, 0.0))
+
+    def _tend(self, runner: _Runner, now: float) -> float:
+        """Start or time out one runner; return seconds until it next needs us."""
+        spec = runner.spec
+        if runner.started is not None:
+            overrun = now - runner.started - spec.timeout
+            if overrun < 0:
+                return -overrun
+            if not runner.timed_out:
+                runner.timed_out = True
+                runner.status.timeouts_total += 1
+                self._failed(runner, f"timed out after {spec.timeout:g}s")
+            return TICK
+        if now >= runner.next_due:
+            runner.trigger(now)
+            return min(spec.timeout, TICK)
+        return runner.next_due - now
+
+    # -- results (called on the worker thread) ---------------------------
+    def _finished(self, runner: _Runner, batch: Batch, error: BaseException | None,
+                  duration: float) -> None:
+        with self._cond:
+            if runner.retired:
+                return
+            status = runner.status
+            status.runs_total += 1
+            status.last_duration = duration
+            late = runner.timed_out
+            runner.started = None
+            if late:
+                log.warning("collector.late_result_discarded", collector=status.name,
+                            duration=round(duration, 3))
+            elif isinstance(error, NoData):
+                if status.present:
+                    log.info("collector.absent", collector=status.name, reason=str(error))
+                    self.events.publish("collector.absent", Severity.INFO, status.name,
+                                        f"{status.name}: {error}", collector=status.name)
+                status.present = False
+                self._succeeded(runner)
+                self.store.drop(status.name)
+            elif error is not None:
+                self._failed(runner, f"{type(error).__name__}: {error}")
+            else:
+                try:
+                    self.store.ingest(status.name, batch)
+                except Exception as exc:  # a collector produced an invalid batch
+                    self._failed(runner, f"bad batch: {exc}")
+                else:
+                    if not status.present:
+                        log.info("collector.present", collector=status.name)
+                    status.present = True
+                    self._succeeded(runner)
+            runner.next_due = self._next_due(runner)
+            self._cond.notify_all()
+
+    def _next_due(self, runner: _Runner) -> float:
+        interval = runner.spec.interval
+        now = self._clock()
+        failures = runner.status.consecutive_failures
+        if failures <= 1:
+            # Fixed rate: one interval after this run began; a run that took
+            # longer than its interval is followed at once.
+            return max(runner.last_start + interval, now)
+        return now + min(interval * 2 ** (failures - 1), max(self.max_backoff, interval))
+
+    def _succeeded(self, runner: _Runner) -> None:
+        status = runner.status
+        if not status.up and status.consecutive_failures:
+            log.info("collector.recovered", collector=status.name)
+            self.events.publish("collector.recovered", Severity.INFO, status.name,
+                                f"collector {status.name} recovered", collector=status.name)
+        status.up = True
+        status.consecutive_failures = 0
+        status.last_error = ""
+        status.last_success = time.time()
+
+    def _failed(self, runner: _Runner, reason: str) -> None:
+        status = runner.status
+        status.errors_total += 1
+        status.consecutive_failures += 1
+        status.last_error = reason
+        self.store.set_visible(status.name, False)
+        if status.up or status.consecutive_failures == 1:
+            log.error("collector.failed", collector=status.name, error=reason)
+            self.events.publish("collector.failed", Severity.ERROR, status.name,
+                                f"collector {status.name} failed: {reason}",
+                                collector=status.name, error=reason)
+        else:
+            log.debug("collector.still_failing", collector=status.name, error=reason,
+                      failures=status.consecutive_failures)
+        status.up = False

@@ -1,0 +1,206 @@
+"""The series store: latest values, rates and bounded history of every series.
+
+One :class:`SeriesBlock` per collector holds that collector's series as
+parallel columns (``array.array``) and a ring of ``cap`` history slots per
+series, so a whole collection is folded in by one kernel call
+(``agent.core.ingest_column``) and window statistics are one more
+(``agent.core.window_stats``).  History keeps gauge values and counter rates.
+
+Memory is ``8 * cap`` bytes per series for history plus about 40 bytes of
+columns; ``cap`` is ``retention / interval + 1`` (181 slots for the defaults
+15 min at 5 s), so 10k series take about 15 MB.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from array import array
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from agent import core
+from agent.telemetry.model import Batch, FamilyDesc
+
+Key = tuple[FamilyDesc, tuple[str, ...]]
+
+
+def history_slots(retention: float, interval: float) -> int:
+    return max(2, int(math.ceil(retention / interval)) + 1)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One series as read out of the store."""
+
+    family: FamilyDesc
+    labels: tuple[str, ...]
+    value: float
+    rate: float  # NaN for gauges and first counter samples
+    time: float  # wall-clock time of the collection
+    stats: tuple[float, ...] | None = None  # min max mean last p50 p90 p99 count
+
+
+class SeriesBlock:
+    """All series of one collector.  Thread-safe; ingest and reads take ``lock``."""
+
+    def __init__(self, collector: str, cap: int) -> None:
+        self.collector = collector
+        self.cap = cap
+        self.lock = threading.Lock()
+        self.keys: list[Key] = []
+        self.index: dict[Key, int] = {}
+        self.kinds = array("B")
+        self.prev_raw = array("Q")
+        self.has_prev = array("B")
+        self.value = array("d")
+        self.rate = array("d")
+        self.hist = array("d")
+        self.ts = array("d", [-math.inf]) * cap  # monotonic time of each slot
+        self.head = 0  # next slot to write
+        self.count = 0  # slots written, at most cap
+        self.last_wall = 0.0
+        self.last_mono = -math.inf
+        self.resets_total = 0
+        self.visible = True  # false while the collector is failing: series go stale
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def ingest(self, batch: Batch, wall: float, mono: float) -> None:
+        with self.lock:
+            if batch.keys != self.keys:
+                self._relayout(batch)
+            dt = mono - self.last_mono if self.count else 0.0
+            col = self.head
+            self.resets_total += core.ingest_column(
+                batch.kinds, batch.raw, batch.value, batch.scales, self.prev_raw,
+                self.has_prev, dt, self.hist, self.cap, col, self.value, self.rate)
+            self.ts[col] = mono
+            self.head = (col + 1) % self.cap
+            self.count = min(self.count + 1, self.cap)
+            self.last_wall, self.last_mono = wall, mono
+
+    def _relayout(self, batch: Batch) -> None:
+        """The set of series changed: keep the state of series that stayed."""
+        n, cap = len(batch.keys), self.cap
+        new_index: dict[Key, int] = {}
+        prev_raw = array("Q", bytes(8 * n))
+        has_prev = array("B", bytes(n))
+        hist = array("d", [math.nan]) * (n * cap)
+        for i, key in enumerate(batch.keys):
+            if key in new_index:
+                raise ValueError(f"{self.collector}: duplicate series {key[0].name}{key[1]}")
+            new_index[key] = i
+            old = self.index.get(key)
+            if old is not None and self.kinds[old] == batch.kinds[i]:
+                prev_raw[i] = self.prev_raw[old]
+                has_prev[i] = self.has_prev[old]
+                hist[i * cap:(i + 1) * cap] = self.hist[old * cap:(old + 1) * cap]
+        self.keys = list(batch.keys)
+        self.index = new_index
+        self.kinds = array("B", batch.kinds)
+        self.prev_raw, self.has_prev, self.hist = prev_raw, has_prev, hist
+        self.value = array("d", bytes(8 * n))
+        self.rate = array("d", bytes(8 * n))
+
+    def resize(self, cap: int) -> None:
+        """New retention or interval: keep the newest ``min(count, cap)`` slots."""
+        with self.lock:
+            if cap == self.cap:
+                return
+            keep = min(self.count, cap)
+            order = [(self.head - keep + j) % self.cap for j in range(keep)]
+            n = len(self.keys)
+            hist = array("d", [math.nan]) * (n * cap)
+            for i in range(n):
+                for j, slot in enumerate(order):
+                    hist[i * cap + j] = self.hist[i * self.cap + slot]
+            ts = array("d", [-math.inf]) * cap
+            for j, slot in enumerate(order):
+                ts[j] = self.ts[slot]
+            self.hist, self.ts, self.cap = hist, ts, cap
+            self.count, self.head = keep, keep % cap
+
+    def rows(self, wanted: Iterable[int] | None = None, window: float | None = None,
+             now_mono: float | None = None) -> list[Row]:
+        """Rows of the given series (all when ``wanted`` is None), with window
+        statistics over the last ``window`` seconds when asked."""
+        with self.lock:
+            idx = range(len(self.keys)) if wanted is None else list(wanted)
+            stats = None
+            if window is not None and self.keys:
+                now = time.monotonic() if now_mono is None else now_mono
+                stats = array("d", bytes(8 * core.STATS_WIDTH * len(self.keys)))
+                core.window_stats(self.hist, self.cap, len(self.keys), self.ts,
+                                  self.head, self.count, now - window, stats)
+            w = core.STATS_WIDTH
+            out = []
+            for i in idx:
+                family, labels = self.keys[i]
+                st = tuple(stats[i * w:(i + 1) * w]) if stats is not None else None
+                out.append(Row(family, labels, self.value[i], self.rate[i], self.last_wall, st))
+            return out
+
+
+class SeriesStore:
+    """Blocks by collector name.  ``retention`` is seconds of history kept."""
+
+    def __init__(self, retention: float) -> None:
+        self.retention = retention
+        self._lock = threading.Lock()
+        self._blocks: dict[str, SeriesBlock] = {}
+        self._intervals: dict[str, float] = {}
+
+    def configure(self, collector: str, interval: float, retention: float | None = None) -> None:
+        """Create or resize a collector's block for its interval."""
+        if retention is not None:
+            self.retention = retention
+        with self._lock:
+            self._intervals[collector] = interval
+            cap = history_slots(self.retention, interval)
+            block = self._blocks.get(collector)
+            if block is None:
+                self._blocks[collector] = SeriesBlock(collector, cap)
+                return
+        block.resize(cap)
+
+    def ingest(self, collector: str, batch: Batch, wall: float | None = None,
+               mono: float | None = None) -> None:
+        with self._lock:
+            block = self._blocks.get(collector)
+            if block is None:
+                interval = self._intervals.get(collector, 5.0)
+                block = self._blocks[collector] = SeriesBlock(
+                    collector, history_slots(self.retention, interval))
+        block.ingest(batch, time.time() if wall is None else wall,
+                     time.monotonic() if mono is None else mono)
+        block.visible = True
+
+    def set_visible(self, collector: str, visible: bool) -> None:
+        block = self._blocks.get(collector)
+        if block is not None:
+            block.visible = visible
+
+    def drop(self, collector: str) -> None:
+        with self._lock:
+            self._blocks.pop(collector, None)
+            self._intervals.pop(collector, None)
+
+    def blocks(self) -> Sequence[SeriesBlock]:
+        """Visible blocks, in collector-name order."""
+        with self._lock:
+            return [b for _, b in sorted(self._blocks.items()) if b.visible]
+
+    def series_count(self) -> int:
+        with self._lock:
+            return sum(len(b) for b in self._blocks.values())
+
+    def families(self) -> dict[str, tuple[FamilyDesc, str]]:
+        """Family name -> (description, collector name), over visible blocks."""
+        out: dict[str, tuple[FamilyDesc, str]] = {}
+        for block in self.blocks():
+            with block.lock:
+                for family, _ in block.keys:
+                    out.setdefault(family.name, (family, block.collector))
+        return out

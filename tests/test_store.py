@@ -1,0 +1,123 @@
+"""The series store: rates, wrap/reset, layout changes, bounded history and
+window statistics, through the kernels the agent actually runs."""
+import math
+
+import pytest
+
+from agent.telemetry.model import Batch, FamilyDesc, MetricType
+from agent.telemetry.store import SeriesStore, history_slots
+
+BYTES = FamilyDesc("test_bytes_total", MetricType.COUNTER, "bytes", "bytes", ("dev",))
+WRAP32 = FamilyDesc("test_wrap32_total", MetricType.COUNTER, "32-bit", counter_bits=32)
+TEMP = FamilyDesc("test_temp_celsius", MetricType.GAUGE, "temp", "celsius", ("sensor",))
+TICKS = FamilyDesc("test_seconds_total", MetricType.COUNTER, "ticks", "seconds", scale=0.01)
+
+
+def batch(**series):
+    b = Batch()
+    for dev, raw in series.get("bytes", {}).items():
+        b.counter(BYTES, raw, dev)
+    for sensor, value in series.get("temp", {}).items():
+        b.gauge(TEMP, value, sensor)
+    if "wrap" in series:
+        b.counter(WRAP32, series["wrap"])
+    if "ticks" in series:
+        b.counter(TICKS, series["ticks"])
+    return b
+
+
+def rows(store, collector="c"):
+    return {(r.family.name, r.labels): r for b in store.blocks() if b.collector == collector
+            for r in b.rows()}
+
+
+def test_counter_rate_uses_elapsed_time_and_scale():
+    store = SeriesStore(retention=60)
+    store.configure("c", 1.0)
+    store.ingest("c", batch(bytes={"eth0": 1000}, ticks=100), wall=1000.0, mono=10.0)
+    first = rows(store)
+    assert first[("test_bytes_total", ("eth0",))].value == 1000
+    assert math.isnan(first[("test_bytes_total", ("eth0",))].rate)  # no rate from one sample
+    store.ingest("c", batch(bytes={"eth0": 5000}, ticks=300), wall=1002.0, mono=12.0)
+    now = rows(store)
+    assert now[("test_bytes_total", ("eth0",))].rate == 2000.0  # 4000 bytes over 2 s
+    assert now[("test_seconds_total", ())].value == 3.0  # 300 ticks * 0.01 s
+    assert now[("test_seconds_total", ())].rate == 1.0
+    assert now[("test_bytes_total", ("eth0",))].time == 1002.0
+
+
+def test_wrap_and_reset_never_produce_a_spike():
+    store = SeriesStore(retention=60)
+    store.ingest("c", batch(wrap=2**32 - 100, bytes={"eth0": 10**12}), mono=0.0)
+    store.ingest("c", batch(wrap=50, bytes={"eth0": 7}), mono=1.0)
+    now = rows(store)
+    assert now[("test_wrap32_total", ())].rate == 150.0  # wrapped, not reset
+    assert now[("test_bytes_total", ("eth0",))].rate == 7.0  # reset: counted from zero
+    assert store.blocks()[0].resets_total == 1
+
+
+def test_series_that_stay_keep_state_when_others_come_and_go():
+    store = SeriesStore(retention=60)
+    store.ingest("c", batch(bytes={"eth0": 100, "tap1": 5}), mono=0.0)
+    store.ingest("c", batch(bytes={"eth0": 200, "tap2": 9}), mono=1.0)
+    now = rows(store)
+    assert now[("test_bytes_total", ("eth0",))].rate == 100.0
+    assert math.isnan(now[("test_bytes_total", ("tap2",))].rate)  # new series: no rate yet
+    assert ("test_bytes_total", ("tap1",)) not in now
+    assert store.series_count() == 2
+
+
+def test_history_is_bounded_by_retention():
+    store = SeriesStore(retention=10)
+    store.configure("c", 1.0)
+    cap = history_slots(10, 1.0)
+    for t in range(cap * 3):
+        store.ingest("c", batch(temp={"cpu": float(t)}), mono=float(t))
+    block = store.blocks()[0]
+    assert block.count == cap and len(block.hist) == cap
+    stats = block.rows(window=10.5, now_mono=float(cap * 3 - 1))[0].stats
+    # The last 11 samples (t-10 .. t) are in the window, older ones are gone.
+    assert stats[7] == 11 and stats[0] == cap * 3 - 11 and stats[1] == cap * 3 - 1
+
+
+def test_window_statistics_of_a_gauge_and_a_counter_rate():
+    store = SeriesStore(retention=300)
+    store.configure("c", 1.0)
+    for t in range(101):
+        store.ingest("c", batch(temp={"cpu": float(t)}, bytes={"eth0": 10 * t * t}), mono=float(t))
+    block = store.blocks()[0]
+    by_name = {r.family.name: r.stats for r in block.rows(window=100.5, now_mono=100.0)}
+    mn, mx, mean, last, p50, p90, p99, n = by_name["test_temp_celsius"]
+    assert (mn, mx, mean, last, n) == (0.0, 100.0, 50.0, 100.0, 101)
+    assert (p50, p90, p99) == (50.0, 90.0, 99.0)
+    # counter rate history: 10*(t^2-(t-1)^2) = 20t-10 for t=1..100
+    mn, mx, mean, last, p50, *_ , n = by_name["test_bytes_total"]
+    assert (mn, mx, last, n) == (10.0, 1990.0, 1990.0, 100)
+
+
+def test_resize_keeps_newest_history():
+    store = SeriesStore(retention=100)
+    store.configure("c", 1.0)
+    for t in range(50):
+        store.ingest("c", batch(temp={"cpu": float(t)}), mono=float(t))
+    store.configure("c", 1.0, retention=10)
+    block = store.blocks()[0]
+    assert block.cap == history_slots(10, 1.0)
+    stats = block.rows(window=1000, now_mono=49.0)[0].stats
+    assert stats[0] == 50 - block.cap and stats[3] == 49.0
+
+
+def test_duplicate_series_in_one_batch_is_refused():
+    store = SeriesStore(retention=10)
+    b = Batch()
+    b.gauge(TEMP, 1.0, "cpu")
+    b.gauge(TEMP, 2.0, "cpu")
+    with pytest.raises(ValueError, match="duplicate series"):
+        store.ingest("c", b)
+
+
+def test_hidden_blocks_are_not_read():
+    store = SeriesStore(retention=10)
+    store.ingest("c", batch(temp={"cpu": 1.0}))
+    store.set_visible("c", False)
+    assert store.blocks() == [] and store.families() == {}
