@@ -21,7 +21,7 @@ from agent.backends.hostfs import HostFS
 from agent.collectors import BUILTIN
 from agent.collectors.agent import AgentCollector
 from agent.collectors.base import CollectorContext
-from agent.config import Config, ConfigError, load_config
+from agent.config import Config, ConfigError, load_config, split_hostport
 from agent.exposition import MetricsServer, make_registry
 from agent.inventory import InventoryCache
 from agent.logs import get_logger, setup_logging
@@ -33,11 +33,6 @@ from agent.telemetry.store import SeriesStore
 
 log = get_logger(__name__)
 STREAM_HEADROOM = 4  # worker threads kept for unary calls
-
-
-def split_hostport(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 class Agent:
@@ -73,8 +68,8 @@ class Agent:
             collector = self._collectors.get(name)
             if collector is None:
                 collector = self._collectors[name] = BUILTIN[name](ctx)
-            specs.append(CollectorSpec(name, collector, ccfg.interval or tel.interval,
-                                       ccfg.timeout or tel.timeout))
+            timing = ccfg.resolve(tel)
+            specs.append(CollectorSpec(name, collector, timing.interval, timing.timeout))
         return specs
 
     def _publisher(self, kind: str, severity: Severity, source: str, message: str, **labels):
@@ -84,7 +79,7 @@ class Agent:
     def start(self) -> None:
         cfg = self.cfg
         log.info("agent.starting", version=__version__, pid=os.getpid(),
-                 kernels=core.IMPLEMENTATION, kernels_note=core.FALLBACK_REASON or None)
+                 kernels=core.IMPLEMENTATION, **({"kernels_note": core.FALLBACK_REASON} if core.FALLBACK_REASON else {}))
         os.makedirs(cfg.state_dir, mode=0o750, exist_ok=True)
         self.scheduler.set_collectors(self._specs(cfg))
         self.scheduler.start()

@@ -1,0 +1,90 @@
+"""The built-in collectors on this machine's real /proc and /sys, checked
+against independent reads (a fresh /proc/stat, psutil, os.getloadavg)."""
+from __future__ import annotations
+
+import glob
+import os
+import time
+
+import psutil
+import pytest
+
+from agent.backends.hostfs import HostFS
+from agent.collectors import BUILTIN
+from agent.collectors.base import CollectorContext, NoData
+from agent.collectors.cpu import CpuCollector
+from agent.collectors.loadavg import LoadavgCollector
+from agent.collectors.meminfo import MeminfoCollector
+from agent.telemetry.model import Batch
+from tests.helpers import batch_raw, batch_values
+
+HOST = CollectorContext(hostfs=HostFS("/"))
+
+
+def collect(collector) -> Batch:
+    batch = Batch()
+    collector.collect(batch)
+    return batch
+
+
+def cpu0_user_ticks() -> int:
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu0 "):
+                return int(line.split()[1])
+    raise AssertionError("no cpu0 line in /proc/stat")
+
+
+def test_cpu0_user_ticks_match_proc_stat():
+    before = cpu0_user_ticks()
+    raw = batch_raw(collect(CpuCollector(HOST)))
+    after = cpu0_user_ticks()
+    assert before <= raw["node_cpu_seconds_total", ("0", "user")] <= after
+
+
+def test_cpu_utilization_and_online_count():
+    collector = CpuCollector(HOST)
+    collect(collector)
+    time.sleep(0.2)  # every online CPU accrues ticks, busy or idle
+    values = batch_values(collect(collector))
+    online = psutil.cpu_count(logical=True)
+    assert values["hostagent_cpus_online", ()] == online
+    ratios = {labels: v for (name, labels), v in values.items()
+              if name == "hostagent_cpu_utilization_ratio"}
+    assert len(ratios) == online
+    assert all(0.0 <= r <= 1.0 for r in ratios.values())
+    assert 0.0 <= values["hostagent_cpu_utilization_all_ratio", ()] <= 1.0
+
+
+def test_meminfo_total_matches_psutil():
+    values = batch_values(collect(MeminfoCollector(HOST)))
+    assert values["node_memory_MemTotal_bytes", ()] == psutil.virtual_memory().total
+
+
+def test_loadavg_matches_os():
+    values = batch_values(collect(LoadavgCollector(HOST)))
+    load1, load5, load15 = os.getloadavg()
+    assert values["node_load1", ()] == pytest.approx(load1, abs=0.5)
+    assert values["node_load15", ()] == pytest.approx(load15, abs=0.5)
+
+
+def _expected_present(name: str) -> bool:
+    if name == "pressure":
+        return os.path.isdir("/proc/pressure")
+    if name == "hwmon":
+        return bool(glob.glob("/sys/class/hwmon/hwmon*/temp*_input")
+                    or glob.glob("/sys/class/hwmon/hwmon*/device/temp*_input"))
+    return True
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_every_collector_yields_samples_or_nodata(name: str):
+    collector = BUILTIN[name](HOST)
+    assert collector.name == name
+    if _expected_present(name):
+        batch = collect(collector)
+        assert len(batch) > 0
+        batch_values(batch)  # fails on a duplicate series
+    else:
+        with pytest.raises(NoData):
+            collect(collector)
