@@ -272,7 +272,7 @@ def test_unexpected_error_is_internal_and_the_server_survives(api, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(api.query, "snapshot", boom)
+    monkeypatch.setattr(api.store, "blocks", boom)
     code, details = code_and_details(lambda: get(api))
     assert code is grpc.StatusCode.INTERNAL
     assert "secret internal detail" not in details and "id " in details

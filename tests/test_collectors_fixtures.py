@@ -204,10 +204,10 @@ def test_meminfo_reuses_its_families_across_runs():
 
 def test_hugepages_per_size():
     values = batch_values(run(MeminfoCollector, EPYC))
-    assert values["hostagent_hugepages_total", ("2097152",)] == 65536
+    assert values["hostagent_hugepages_configured", ("2097152",)] == 65536
     assert values["hostagent_hugepages_free", ("2097152",)] == 12288
     assert values["hostagent_hugepages_reserved", ("2097152",)] == 1024
-    assert values["hostagent_hugepages_total", ("1073741824",)] == 16
+    assert values["hostagent_hugepages_configured", ("1073741824",)] == 16
     assert values["hostagent_hugepages_free", ("1073741824",)] == 4
     assert values["hostagent_hugepages_surplus", ("1073741824",)] == 0
 

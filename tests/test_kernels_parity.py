@@ -106,9 +106,9 @@ def test_first_sample_has_no_rate(k):
     (2, 2**64 - 10, 5, 15, 0),              # 64-bit wrap
     (2, 10**12, 5, 5, 1),                   # reset: restarted from zero
     (1, 2**31 + 10, 10, 2**31, 0),          # a wrap of exactly half the range
-    (1, 2**31 + 11, 10, 10, 1),             # one more is a reset
+    (1, 2**31 + 9, 10, 10, 1),              # one less is a reset
     (2, 2**63 + 10, 10, 2**63, 0),
-    (2, 2**63 + 11, 10, 10, 1),
+    (2, 2**63 + 9, 10, 10, 1),
     (1, 2**40, 7, 7, 1),                    # a "32-bit" counter above 2**32 went down
     (1, 2**40, 2**40 - 2**31, 2**40 - 2**31, 1),
     (2, 0, 2**63 + 1025, 2**63 + 2048, 0),  # float(delta) rounds to nearest

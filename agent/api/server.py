@@ -12,7 +12,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from agent.api.interceptors import ErrorInterceptor
-from agent.gen.hostagent.v1 import inventory_pb2, inventory_pb2_grpc, telemetry_pb2, telemetry_pb2_grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+
+from agent.gen.hostagent.v1 import inventory_pb2, telemetry_pb2
 
 SERVICE_NAMES = (
     telemetry_pb2.DESCRIPTOR.services_by_name["Telemetry"].full_name,
@@ -34,6 +37,28 @@ class GrpcServer:
             self.health.set(name, status)
 
 
+def _serialize(message) -> bytes:
+    """Responses may be messages or wire bytes already encoded (agent.api.encode)."""
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
+def add_service(server: grpc.Server, servicer, service: ServiceDescriptor) -> None:
+    """Register ``servicer`` for every method of ``service``, from the
+    descriptor (what the generated ``add_*_to_server`` does, but with a
+    serializer that accepts pre-encoded bytes)."""
+    handlers = {}
+    for method in service.methods:
+        if method.client_streaming:
+            raise NotImplementedError(f"{method.full_name}: client streaming")
+        request = message_factory.GetMessageClass(method.input_type)
+        make = (grpc.unary_stream_rpc_method_handler if method.server_streaming
+                else grpc.unary_unary_rpc_method_handler)
+        handlers[method.name] = make(getattr(servicer, method.name),
+                                     request_deserializer=request.FromString,
+                                     response_serializer=_serialize)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+
+
 def build_server(telemetry, inventory, max_workers: int) -> GrpcServer:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
@@ -41,8 +66,8 @@ def build_server(telemetry, inventory, max_workers: int) -> GrpcServer:
         options=[("grpc.max_receive_message_length", 4 * 1024 * 1024),
                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.so_reuseport", 0)])
-    telemetry_pb2_grpc.add_TelemetryServicer_to_server(telemetry, server)
-    inventory_pb2_grpc.add_InventoryServicer_to_server(inventory, server)
+    add_service(server, telemetry, telemetry_pb2.DESCRIPTOR.services_by_name["Telemetry"])
+    add_service(server, inventory, inventory_pb2.DESCRIPTOR.services_by_name["Inventory"])
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -6,7 +6,7 @@ import fnmatch
 import math
 import time
 
-from agent.api import convert
+from agent.api import convert, encode
 from agent.api.streams import StreamGate
 from agent.errors import InvalidArgument
 from agent.gen.hostagent.v1 import telemetry_pb2 as pb
@@ -21,6 +21,10 @@ DEFAULT_HEARTBEAT = 30.0
 
 
 class TelemetryService(pb_grpc.TelemetryServicer):
+    """GetMetrics and SAMPLE streams return wire bytes (``agent.api.encode``);
+    the server registers this servicer with a serializer that passes bytes
+    through (``agent.api.server.add_service``)."""
+
     def __init__(self, query: MetricsQuery, events: EventBus, streams: StreamGate) -> None:
         self._query = query
         self._events = events
@@ -37,8 +41,7 @@ class TelemetryService(pb_grpc.TelemetryServicer):
         window = convert.optional_duration(request, "window")
         self._query.check_window(window)
         now = time.time()
-        snaps = self._query.snapshot(selector, window)
-        return pb.GetMetricsResponse(families=convert.families(snaps), time=convert.timestamp(now))
+        return encode.get_metrics_response(encode.encode_families(self._query.store, selector, window), now)
 
     def StreamMetrics(self, request, context):
         selector = convert.selector_from_proto(request.selector)
@@ -61,14 +64,21 @@ class TelemetryService(pb_grpc.TelemetryServicer):
             last_send = 0.0
             next_at = time.monotonic()
             while stream.active:
-                snaps = self._query.snapshot(selector, window)
                 now = time.monotonic()
-                if not on_change or sequence == 0:
+                if not on_change:
+                    sequence += 1
+                    yield encode.stream_update(encode.encode_families(self._query.store, selector, window),
+                                               time.time(), sequence)
+                    next_at += interval
+                    stream.sleep(next_at - time.monotonic())
+                    continue
+                snaps = self._query.snapshot(selector, window)
+                if sequence == 0:
                     update = pb.StreamMetricsResponse(families=convert.families(snaps), full=True)
                     sent = _values(snaps)
                 else:
                     update = _changes(snaps, sent)
-                if on_change and sequence and not update.families and not update.removed:
+                if sequence and not update.families and not update.removed:
                     if now - last_send < heartbeat:
                         update = None
                     else:

@@ -65,6 +65,8 @@ class AgentCollector:
         batch.gauge(BUILD_INFO, 1, __version__, platform.python_version(), core.IMPLEMENTATION)
         batch.gauge(START, self._started)
         for st in self._scheduler.statuses():
+            if not st.runs_total and not st.timeouts_total:
+                continue  # not run yet: no up=0 (and no alert) at start-up
             batch.gauge(UP, 1 if st.up else 0, st.name)
             batch.gauge(PRESENT, 1 if st.present else 0, st.name)
             batch.gauge(DURATION, st.last_duration, st.name)

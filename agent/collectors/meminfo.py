@@ -23,7 +23,7 @@ HUGEPAGES_DIR = "sys/kernel/mm/hugepages"
 _POOL = ("size",)
 # (sysfs attribute, family)
 HUGEPAGES = (
-    ("nr_hugepages", FamilyDesc("hostagent_hugepages_total", G,
+    ("nr_hugepages", FamilyDesc("hostagent_hugepages_configured", G,
                                 "Hugepages in the pool of this page size", label_names=_POOL)),
     ("free_hugepages", FamilyDesc("hostagent_hugepages_free", G,
                                   "Hugepages of this size not yet allocated", label_names=_POOL)),

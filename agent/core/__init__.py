@@ -29,3 +29,4 @@ window_stats = kernels.window_stats
 
 __all__ = ["IMPLEMENTATION", "FALLBACK_REASON", "STATS_WIDTH", "ingest_column",
            "window_stats", "kernels", "kernels_py"]
+encode_samples = getattr(kernels, "encode_samples", kernels_py.encode_samples)

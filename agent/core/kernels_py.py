@@ -125,3 +125,51 @@ def window_stats(hist, cap, n, ts, head, count, t_from, out) -> None:
         out[o + 5] = quantile_sorted(vals, QUANTILES[1])
         out[o + 6] = quantile_sorted(vals, QUANTILES[2])
         out[o + 7] = float(k)
+
+
+# -- protobuf encoding of samples ------------------------------------------
+# GetMetrics and SAMPLE streams answer with wire bytes built here, not with
+# one protobuf object per series.  The layout is hostagent.v1.Sample:
+#   1 labels (map entries, pre-encoded per series), 2 value (double),
+#   3 rate (double, only when not NaN), 4 time (pre-encoded field),
+#   5 stats (WindowStats: doubles 1-7, count varint 8).
+# Each sample is framed as field 2 of MetricFamily (tag 0x12).
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _double(tag: int, v: float) -> bytes:
+    return bytes((tag,)) + _PACK_D(v)
+
+
+_PACK_D = __import__("struct").Struct("<d").pack
+
+
+def encode_samples(label_blobs, idx, value, rate, stats, time_field: bytes) -> bytes:
+    """Concatenated ``MetricFamily.samples`` entries for series ``idx``.
+
+    ``label_blobs[i]`` is series ``i``'s encoded labels map; ``time_field`` the
+    encoded ``time`` field (tag included); ``stats`` is None or the output of
+    :func:`window_stats` (``STATS_WIDTH`` per series).
+    """
+    out = []
+    for i in idx:
+        body = [label_blobs[i], _double(0x11, value[i])]
+        r = rate[i]
+        if r == r:
+            body.append(_double(0x19, r))
+        body.append(time_field)
+        if stats is not None:
+            o = i * STATS_WIDTH
+            st = b"".join(_double(0x09 + 8 * j, stats[o + j]) for j in range(7))
+            st += b"\x40" + varint(int(stats[o + 7]))
+            body += [b"\x2a", varint(len(st)), st]
+        sample = b"".join(body)
+        out += [b"\x12", varint(len(sample)), sample]
+    return b"".join(out)

@@ -63,6 +63,8 @@ class SeriesBlock:
         self.last_mono = -math.inf
         self.resets_total = 0
         self.visible = True  # false while the collector is failing: series go stale
+        # Derived from the layout (the keys); cleared whenever it changes.
+        self.layout_cache: dict[str, object] = {}
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -99,6 +101,7 @@ class SeriesBlock:
                 hist[i * cap:(i + 1) * cap] = self.hist[old * cap:(old + 1) * cap]
         self.keys = list(batch.keys)
         self.index = new_index
+        self.layout_cache = {}
         self.kinds = array("B", batch.kinds)
         self.prev_raw, self.has_prev, self.hist = prev_raw, has_prev, hist
         self.value = array("d", bytes(8 * n))
@@ -122,18 +125,37 @@ class SeriesBlock:
             self.hist, self.ts, self.cap = hist, ts, cap
             self.count, self.head = keep, keep % cap
 
+    def groups(self) -> list[tuple[FamilyDesc, array]]:
+        """Series indices per family (families by name, series by labels),
+        cached per layout.  Call with ``lock`` held."""
+        groups = self.layout_cache.get("groups")
+        if groups is None:
+            by_family: dict[str, tuple[FamilyDesc, list[int]]] = {}
+            for i, (family, _) in enumerate(self.keys):
+                by_family.setdefault(family.name, (family, []))[1].append(i)
+            keys = self.keys
+            groups = self.layout_cache["groups"] = [
+                (family, array("q", sorted(idx, key=lambda i: keys[i][1])))
+                for _, (family, idx) in sorted(by_family.items())]
+        return groups  # type: ignore[return-value]
+
+    def window_stats(self, window: float, now_mono: float | None = None) -> array:
+        """``STATS_WIDTH`` values per series over the last ``window`` seconds.
+        Call with ``lock`` held."""
+        now = time.monotonic() if now_mono is None else now_mono
+        stats = array("d", bytes(8 * core.STATS_WIDTH * len(self.keys)))
+        if self.keys:
+            core.window_stats(self.hist, self.cap, len(self.keys), self.ts,
+                              self.head, self.count, now - window, stats)
+        return stats
+
     def rows(self, wanted: Iterable[int] | None = None, window: float | None = None,
              now_mono: float | None = None) -> list[Row]:
         """Rows of the given series (all when ``wanted`` is None), with window
         statistics over the last ``window`` seconds when asked."""
         with self.lock:
             idx = range(len(self.keys)) if wanted is None else list(wanted)
-            stats = None
-            if window is not None and self.keys:
-                now = time.monotonic() if now_mono is None else now_mono
-                stats = array("d", bytes(8 * core.STATS_WIDTH * len(self.keys)))
-                core.window_stats(self.hist, self.cap, len(self.keys), self.ts,
-                                  self.head, self.count, now - window, stats)
+            stats = self.window_stats(window, now_mono) if window is not None else None
             w = core.STATS_WIDTH
             out = []
             for i in idx:
