@@ -141,7 +141,7 @@ def test_stat_counters_and_gauges():
 def test_loadavg():
     assert batch_values(run(LoadavgCollector, EPYC)) == {
         ("node_load1", ()): 24.31, ("node_load5", ()): 22.87, ("node_load15", ()): 21.04,
-        ("hostagent_tasks_runnable", ()): 27, ("hostagent_tasks_total", ()): 3412,
+        ("hostagent_tasks_runnable", ()): 27, ("hostagent_tasks", ()): 3412,
     }
 
 

@@ -16,7 +16,7 @@ LOAD5 = FamilyDesc("node_load5", G, "5m load average")
 LOAD15 = FamilyDesc("node_load15", G, "15m load average")
 TASKS_RUNNABLE = FamilyDesc("hostagent_tasks_runnable", G,
                             "Runnable scheduling entities (processes and threads)")
-TASKS_TOTAL = FamilyDesc("hostagent_tasks_total", G,
+TASKS_TOTAL = FamilyDesc("hostagent_tasks", G,
                          "Scheduling entities (processes and threads) that exist")
 
 

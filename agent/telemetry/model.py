@@ -57,6 +57,8 @@ class FamilyDesc:
                 raise ValueError(f"{self.name}: invalid label name {label!r}")
         if self.type is MetricType.COUNTER and not self.name.endswith("_total"):
             raise ValueError(f"counter {self.name!r} must end in _total")
+        if self.type is MetricType.GAUGE and self.name.endswith("_total"):
+            raise ValueError(f"gauge {self.name!r} must not end in _total")
         if self.counter_bits not in (32, 64):
             raise ValueError(f"{self.name}: counter_bits must be 32 or 64")
 
