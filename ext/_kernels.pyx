@@ -12,7 +12,7 @@ the same IEEE double operation in the same order (setup.py builds with
 """
 from libc.math cimport signbit
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport free, malloc, qsort
+from libc.stdlib cimport free, malloc
 
 import math
 
@@ -111,10 +111,128 @@ def ingest_column(const unsigned char[::1] kinds not None, const uint64_t[::1] r
     return resets
 
 
-cdef int _cmp_double(const void *a, const void *b) noexcept nogil:
-    cdef double x = (<const double *>a)[0]
-    cdef double y = (<const double *>b)[0]
-    return (x > y) - (x < y)
+# -- sorting the window's values ---------------------------------------------
+# An inline introsort on the scratch buffer: no comparison callback (libc's
+# qsort spent most of window_stats' time in one), no recursion.  The values
+# hold no NaN (window_stats drops them first), so ``<`` is a total order but
+# for -0.0 == 0.0; where the twin's stable list.sort keeps such zeros in time
+# order, _series_stats restores that order after sorting.
+
+cdef enum:
+    _SMALL = 16  # runs this short are left to the final insertion sort
+    _STACK = 128  # pending ranges; the smaller side is always taken first
+
+
+cdef inline void _swap(double *a, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    cdef double t = a[i]
+    a[i] = a[j]
+    a[j] = t
+
+
+cdef void _heapsort(double *a, Py_ssize_t n) noexcept nogil:
+    """Fallback for a range quicksort keeps splitting badly: O(n log n) always."""
+    cdef Py_ssize_t start = n // 2, end = n, root, child
+    cdef double v
+    while end > 1:
+        if start > 0:  # heapify
+            start -= 1
+            v = a[start]
+            root = start
+        else:  # move the max to the end, sift the displaced leaf down
+            end -= 1
+            v = a[end]
+            a[end] = a[0]
+            root = 0
+        child = 2 * root + 1
+        while child < end:
+            if child + 1 < end and a[child] < a[child + 1]:
+                child += 1
+            if not v < a[child]:
+                break
+            a[root] = a[child]
+            root = child
+            child = 2 * root + 1
+        a[root] = v
+
+
+cdef void _sort_doubles(double *a, Py_ssize_t n) noexcept nogil:
+    """Sort ``a[:n]`` (no NaN) ascending.
+
+    Quicksort with a median-of-three pivot partitions ranges longer than
+    _SMALL; the short runs it leaves are finished by one insertion sort over
+    the whole buffer (each element then moves less than _SMALL places).  A
+    range still being split after 2*log2(n) levels is heap-sorted instead, so
+    the worst case stays O(n log n); taking the smaller side first bounds the
+    stack by log2(n) entries.
+    """
+    cdef Py_ssize_t lo_stack[_STACK]
+    cdef Py_ssize_t hi_stack[_STACK]
+    cdef int depth_stack[_STACK]
+    cdef Py_ssize_t top = 0, lo, hi, mid, i, j
+    cdef int depth, limit = 0
+    cdef double pivot, v
+    i = n
+    while i > 1:
+        limit += 2
+        i >>= 1
+    if n > _SMALL:
+        lo_stack[0] = 0
+        hi_stack[0] = n - 1
+        depth_stack[0] = 0
+        top = 1
+    while top > 0:
+        top -= 1
+        lo = lo_stack[top]
+        hi = hi_stack[top]
+        depth = depth_stack[top]
+        while hi - lo >= _SMALL:
+            if depth >= limit:
+                _heapsort(a + lo, hi - lo + 1)
+                break
+            depth += 1
+            mid = lo + (hi - lo) // 2
+            if a[mid] < a[lo]:
+                _swap(a, mid, lo)
+            if a[hi] < a[lo]:
+                _swap(a, hi, lo)
+            if a[hi] < a[mid]:
+                _swap(a, hi, mid)
+            # a[lo] <= pivot <= a[hi] stop the scans; the pivot waits at hi - 1.
+            pivot = a[mid]
+            _swap(a, mid, hi - 1)
+            i = lo
+            j = hi - 1
+            while True:
+                i += 1
+                while a[i] < pivot:
+                    i += 1
+                j -= 1
+                while pivot < a[j]:
+                    j -= 1
+                if i >= j:
+                    break
+                _swap(a, i, j)
+            _swap(a, i, hi - 1)  # the pivot to its place: a[lo:i] <= a[i] <= a[i+1:hi+1]
+            if i - lo < hi - i:  # push the larger side, go on with the smaller
+                lo_stack[top] = i + 1
+                hi_stack[top] = hi
+                depth_stack[top] = depth
+                hi = i - 1
+            else:
+                lo_stack[top] = lo
+                hi_stack[top] = i - 1
+                depth_stack[top] = depth
+                lo = i + 1
+            top += 1
+    # Every element is now less than _SMALL places from its final position
+    # (and a[0] is a minimum when n > _SMALL, but the guard stays for n <= _SMALL).
+    for i in range(1, n):
+        v = a[i]
+        j = i
+        while j > 0 and v < a[j - 1]:
+            a[j] = a[j - 1]
+            j -= 1
+        a[j] = v
 
 
 cdef inline double _quantile_sorted(const double *vals, Py_ssize_t k, double q) noexcept nogil:
@@ -132,9 +250,12 @@ cdef void _series_stats(const double *row, const Py_ssize_t *slots, Py_ssize_t m
     cdef Py_ssize_t j, k = 0, z
     cdef Py_ssize_t neg_zeros = 0, pos_zeros = 0
     cdef double v, total = 0.0, last
+    cdef bint ordered = True  # already ascending (ties in time order): no sort
     for j in range(m):  # oldest first, as the twin sums
         v = row[slots[j]]
         if v == v:
+            if k and v < vals[k - 1]:
+                ordered = False
             vals[k] = v
             k += 1
             total += v
@@ -149,18 +270,20 @@ cdef void _series_stats(const double *row, const Py_ssize_t *slots, Py_ssize_t m
         o[_WIDTH - 1] = 0.0
         return
     last = vals[k - 1]
-    qsort(vals, k, sizeof(double), _cmp_double)
-    if neg_zeros and pos_zeros:
-        # list.sort is stable and -0.0 == 0.0, so the twin keeps its zeros in
-        # chronological order; qsort need not.  Put them back in that order.
-        z = 0
-        while vals[z] != 0.0:
-            z += 1
-        for j in range(m):
-            v = row[slots[j]]
-            if v == 0.0:
-                vals[z] = v
+    if not ordered:
+        _sort_doubles(vals, k)
+        if neg_zeros and pos_zeros:
+            # list.sort is stable and -0.0 == 0.0, so the twin keeps its zeros
+            # in chronological order; this sort need not.  Put them back in
+            # that order.
+            z = 0
+            while vals[z] != 0.0:
                 z += 1
+            for j in range(m):
+                v = row[slots[j]]
+                if v == 0.0:
+                    vals[z] = v
+                    z += 1
     o[0] = vals[0]
     o[1] = vals[k - 1]
     o[2] = total / <double>k
