@@ -8,19 +8,22 @@ and nothing starts.  The schema is declared as data (``_TOP``, ``_SECTIONS``,
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
-from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
+
+from agent.config_values import (SUN_PATH_MAX, Invalid, abs_path, bool_, choice, count,  # noqa: F401
+                                 duration, format_duration, identities, is_loopback, listen,
+                                 optional_path, parse_duration, socket_path, split_hostport,
+                                 type_name)
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
 MAX_RETENTION = 24 * 3600.0
-SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes, NUL included
+MAX_OPERATION_RETENTION = 90 * 86400.0
 
 
 class ConfigError(Exception):
@@ -43,6 +46,37 @@ class ServerConfig:
     grpc_socket: str      # absolute unix socket path, "" disables
     metrics_listen: str   # HOST:PORT, "" disables
     max_workers: int
+    insecure: bool = False            # allow plaintext gRPC on a non-loopback address
+    max_concurrent_rpcs: int = 256    # beyond: RESOURCE_EXHAUSTED at once
+    max_streams_per_identity: int = 8
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """mTLS for the TCP listener: all three files, or none."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    client_ca_file: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Identity -> role.  ``identities`` is the defaults merged with the file's
+    table; ``roles_file`` (TOML, ``[identities]``) is read at start and reload."""
+
+    roles_file: str = ""
+    identities: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class OperationsConfig:
+    retention: float = 7 * 86400.0  # finished operations kept this long
+    workers: int = 4
 
 
 @dataclass(frozen=True)
@@ -88,6 +122,9 @@ class Config:
     server: ServerConfig
     log: LogConfig = field(default_factory=LogConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    operations: OperationsConfig = field(default_factory=OperationsConfig)
     collectors: Mapping[str, CollectorConfig] = field(
         default_factory=lambda: MappingProxyType({}))
 
@@ -96,168 +133,24 @@ class Config:
         return tuple(sorted(n for n, c in self.collectors.items() if c.enabled))
 
 
-# --------------------------------------------------------------- durations --
-
-_UNITS = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600)}
-_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
-_DURATION_RE = re.compile(rf"(?:{_NUMBER}(?:ms|h|m|s))+")
-_PART_RE = re.compile(rf"({_NUMBER})(ms|h|m|s)")
-_DURATION_HINT = 'use e.g. "500ms", "5s", "1m30s", "2h" or a number of seconds'
-
-
-def parse_duration(text: str | int | float) -> float:
-    """``"1m30s"`` -> 90.0; units ms, s, m, h; a bare number is seconds.
-    Raises ValueError unless the result is finite and > 0."""
-    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
-        raise ValueError(f"expected a duration, got {_type_name(text)}")
-    if isinstance(text, str):
-        s = text.strip()
-        if re.fullmatch(_NUMBER, s):
-            seconds = float(s)
-        elif _DURATION_RE.fullmatch(s):
-            seconds = float(sum(Fraction(n) * _UNITS[u] for n, u in _PART_RE.findall(s)))
-        elif s.startswith("-"):
-            raise ValueError(f"{text!r} is negative; a duration must be > 0")
-        else:
-            raise ValueError(f"invalid duration {text!r} ({_DURATION_HINT})")
-    else:
-        seconds = float(text)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{text!r}: a duration must be finite and > 0")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest exact form: 900 -> "15m", 1.5 -> "1.5s", 0.5 -> "500ms"."""
-    ns = round(seconds * 1e9)
-    if ns < 0:
-        return "-" + format_duration(-seconds)
-    if ns == 0:
-        return "0s"
-    if ns < 1_000_000_000:
-        return _trim(ns / 1e6) + "ms"
-    hours, rest = divmod(ns, 3600 * 10**9)
-    minutes, rest = divmod(rest, 60 * 10**9)
-    out = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
-    return out + (_trim(rest / 1e9) + "s" if rest else "")
-
-
-def _trim(x: float) -> str:
-    return f"{x:.9f}".rstrip("0").rstrip(".")
-
-
-# -------------------------------------------------------------- validators --
-
-class _Invalid(Exception):
-    """A value is wrong; the caller adds the key and the file."""
-
-
-_TYPE_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string",
-               dict: "table", list: "array"}
-
-
-def _type_name(v: Any) -> str:
-    return _TYPE_NAMES.get(type(v), type(v).__name__)
-
-
-def _str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise _Invalid(f"expected a string, got {_type_name(v)}")
-    if "\0" in v:
-        raise _Invalid("contains a NUL character")
-    return v
-
-
-def _bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise _Invalid(f"expected true or false, got {_type_name(v)}")
-    return v
-
-
-def _duration(v: Any, maximum: float = math.inf) -> float:
-    try:
-        seconds = parse_duration(v)
-    except ValueError as e:
-        raise _Invalid(str(e)) from None
-    if seconds > maximum:
-        raise _Invalid(f"{format_duration(seconds)} is longer than the maximum "
-                       f"{format_duration(maximum)}")
-    return seconds
-
-
-def _workers(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise _Invalid(f"expected an integer, got {_type_name(v)}")
-    if not 1 <= v <= 1024:
-        raise _Invalid(f"{v} is out of range 1..1024")
-    return v
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(v: Any) -> str:
-        s = _str(v).lower()
-        if s not in options:
-            raise _Invalid(f"{v!r} is not one of {', '.join(options)}")
-        return s
-    return check
-
-
-def _abs_path(v: Any) -> str:
-    s = _str(v)
-    if not os.path.isabs(s):
-        raise _Invalid(f"{s!r} is not an absolute path")
-    return s
-
-
-def _socket_path(v: Any) -> str:  # "" disables the socket
-    if v != "" and len(os.fsencode(_abs_path(v))) > SUN_PATH_MAX:
-        raise _Invalid(f"unix socket path is longer than {SUN_PATH_MAX} bytes")
-    return v
-
-
-_HOST_RE = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def split_hostport(addr: str) -> tuple[str, int]:
-    """``"127.0.0.1:9447"`` -> ("127.0.0.1", 9447); ``"[::1]:0"`` -> ("::1", 0).
-    Raises ValueError for anything else."""
-    if addr.startswith("["):
-        host, sep, port = addr[1:].partition("]:")
-        if not sep or not re.fullmatch(r"[0-9A-Fa-f:.]+(%[\w.-]+)?", host) or ":" not in host:
-            raise ValueError(f"{addr!r}: expected [IPV6]:PORT, e.g. [::1]:9447")
-    else:
-        host, sep, port = addr.rpartition(":")
-        if not sep:
-            raise ValueError(f"{addr!r}: expected HOST:PORT, e.g. 127.0.0.1:9447")
-        if ":" in host:
-            raise ValueError(f"{addr!r}: an IPv6 host needs brackets, e.g. [::1]:9447")
-        if not _HOST_RE.fullmatch(host):
-            raise ValueError(f"{addr!r}: host is empty or invalid")
-    if not re.fullmatch(r"[0-9]{1,5}", port) or int(port) > 65535:
-        raise ValueError(f"{addr!r}: port must be a number in 0..65535")
-    return host, int(port)
-
-
-def _listen(v: Any) -> str:
-    s = _str(v)
-    if s:
-        try:
-            split_hostport(s)
-        except ValueError as e:
-            raise _Invalid(str(e)) from None
-    return s
-
-
-_TOP: Mapping[str, Callable[[Any], Any]] = {"state_dir": _abs_path}
+_TOP: Mapping[str, Callable[[Any], Any]] = {"state_dir": abs_path}
 _SECTIONS: Mapping[str, Mapping[str, Callable[[Any], Any]]] = {
-    "server": {"grpc_listen": _listen, "grpc_socket": _socket_path,
-               "metrics_listen": _listen, "max_workers": _workers},
-    "log": {"level": _choice(LOG_LEVELS), "format": _choice(LOG_FORMATS)},
-    "telemetry": {"interval": _duration, "timeout": _duration,
-                  "retention": lambda v: _duration(v, MAX_RETENTION), "max_backoff": _duration},
+    "server": {"grpc_listen": listen, "grpc_socket": socket_path,
+               "metrics_listen": listen, "max_workers": count(1, 1024), "insecure": bool_,
+               "max_concurrent_rpcs": count(1, 100_000),
+               "max_streams_per_identity": count(1, 10_000)},
+    "log": {"level": choice(LOG_LEVELS), "format": choice(LOG_FORMATS)},
+    "telemetry": {"interval": duration, "timeout": duration,
+                  "retention": lambda v: duration(v, MAX_RETENTION), "max_backoff": duration},
+    "tls": {"cert_file": optional_path, "key_file": optional_path, "client_ca_file": optional_path},
+    "auth": {"roles_file": optional_path, "identities": identities},
+    "operations": {"retention": lambda v: duration(v, MAX_OPERATION_RETENTION),
+                   "workers": count(1, 64)},
 }
 _COLLECTOR: Mapping[str, Callable[[Any], Any]] = {
-    "enabled": _bool, "interval": _duration, "timeout": _duration}
+    "enabled": bool_, "interval": duration, "timeout": duration}
+_SECTION_TYPES = {"server": ServerConfig, "log": LogConfig, "telemetry": TelemetryConfig,
+                  "tls": TlsConfig, "auth": AuthConfig, "operations": OperationsConfig}
 _TOP_KEYS = (*_TOP, *_SECTIONS, "collectors")
 
 
@@ -289,9 +182,16 @@ def _defaults(env: Mapping[str, str], uid: int) -> dict[str, Any]:
         "state_dir": default_state_dir(env, uid),
         "server": {"grpc_listen": "127.0.0.1:9447",
                    "grpc_socket": default_grpc_socket(env, uid),
-                   "metrics_listen": "127.0.0.1:9446", "max_workers": 32},
+                   "metrics_listen": "127.0.0.1:9446", "max_workers": 32, "insecure": False,
+                   "max_concurrent_rpcs": 256, "max_streams_per_identity": 8},
         "log": asdict(LogConfig()),
         "telemetry": asdict(TelemetryConfig()),
+        "tls": asdict(TlsConfig()),
+        # Local root and the agent's own user administer it over the unix
+        # socket; plaintext loopback TCP (no TLS configured) may only read.
+        "auth": {"roles_file": "", "identities": {"uid:0": "admin", f"uid:{uid}": "admin",
+                                                  "insecure": "viewer"}},
+        "operations": asdict(OperationsConfig()),
     }
 
 
@@ -314,14 +214,14 @@ class _Checker:
     def value(self, key: str, check: Callable[[Any], Any], raw: Any) -> Any:
         try:
             return check(raw)
-        except _Invalid as e:
+        except Invalid as e:
             raise self.fail(key, str(e)) from None
 
     def table(self, doc: Mapping[str, Any], name: str, key: str,
               valid: Iterable[str], what: str = "key") -> dict[str, Any]:
         t = doc.get(name, {})
         if not isinstance(t, dict):
-            raise self.fail(key, f"expected a table, got {_type_name(t)}")
+            raise self.fail(key, f"expected a table, got {type_name(t)}")
         self.known_keys(t, key, valid, what)
         return t
 
@@ -387,6 +287,10 @@ def load_config(path: str | None, *, overrides: Mapping[str, object] = _NO_OVERR
         t = chk.table(doc, name, name, schema)
         sections[name] = {k: chk.value(f"{name}.{k}", check, t.get(k, defaults[name][k]))
                           for k, check in schema.items()}
+    merged = {**defaults["auth"]["identities"], **sections["auth"]["identities"]}
+    sections["auth"]["identities"] = MappingProxyType(
+        {k: v for k, v in merged.items() if v != "none"})
+    _check_security(chk, sections)
     telemetry = TelemetryConfig(**sections["telemetry"])
 
     tables = chk.table(doc, "collectors", "collectors", sorted(known), "collector")
@@ -411,9 +315,26 @@ def load_config(path: str | None, *, overrides: Mapping[str, object] = _NO_OVERR
             raise chk.fail("telemetry.retention",
                            f"{format_duration(telemetry.retention)} is shorter than {source} "
                            f"{format_duration(interval)}; no sample would be kept")
-    return Config(state_dir=top["state_dir"], server=ServerConfig(**sections["server"]),
-                  log=LogConfig(**sections["log"]), telemetry=telemetry,
-                  collectors=MappingProxyType(collectors))
+    built = {name: _SECTION_TYPES[name](**values) for name, values in sections.items()}
+    return Config(state_dir=top["state_dir"], collectors=MappingProxyType(collectors), **built)
+
+
+def _check_security(chk: _Checker, sections: dict[str, dict[str, Any]]) -> None:
+    """TLS files come together; plaintext gRPC stays on loopback unless the
+    operator says ``insecure = true`` (then the daemon warns at every start)."""
+    tls = sections["tls"]
+    given = [k for k in ("cert_file", "key_file", "client_ca_file") if tls[k]]
+    if given and len(given) < 3:
+        missing = next(k for k in ("cert_file", "key_file", "client_ca_file") if not tls[k])
+        raise chk.fail(f"tls.{missing}", "cert_file, key_file and client_ca_file go together "
+                       "(mutual TLS needs the client CA)")
+    server = sections["server"]
+    if server["grpc_listen"] and not given and not server["insecure"]:
+        host, _ = split_hostport(server["grpc_listen"])
+        if not is_loopback(host):
+            raise chk.fail("server.grpc_listen", f"{server['grpc_listen']} is not a loopback "
+                           "address: configure [tls] (mutual TLS), or set server.insecure = true "
+                           "to accept plaintext from the network")
 
 
 # ---------------------------------------------------------------- rendering --
@@ -428,6 +349,8 @@ def _toml_value(v: Any) -> str:
         return str(v)
     if isinstance(v, float):  # every float in Config is a duration
         v = format_duration(v)
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{_toml_value(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
     return '"' + "".join(_TOML_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20
                          or ord(c) == 0x7F else c) for c in str(v)) + '"'
 

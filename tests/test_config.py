@@ -205,7 +205,7 @@ def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5 parsecs", "5 s", "s", "1d", "-5s", "0s", "0", -1,
+@pytest.mark.parametrize("text", ["", "5 parsecs", "5 s", "s", "1w", "-5s", "0s", "0", -1,
                                   0, float("inf"), float("nan"), "1e3s", True, None, "5S"])
 def test_parse_duration_rejects(text):
     with pytest.raises(ValueError):
@@ -236,9 +236,38 @@ def test_example_file_loads_and_equals_the_defaults():
 
 
 def test_printed_config_loads_back_to_the_same_config(write):
-    path = write("[server]\ngrpc_listen = '[::]:0'\n[telemetry]\nretention = '1h30m'\n"
+    path = write("[server]\ngrpc_listen = '[::]:0'\ninsecure = true\n[telemetry]\nretention = '1h30m'\n"
                  "[collectors.cpu]\ninterval = '1.5s'\ntimeout = '100ms'\n"
                  "[collectors.vmstat]\nenabled = false\n")
     cfg = load(path, overrides={"state_dir": '/tmp/we"ird\\dir'})
     again = load(write(config_to_toml(cfg)))
     assert again == cfg
+
+
+def test_security_defaults_and_rules(write):
+    cfg = load()
+    assert not cfg.tls.enabled and not cfg.server.insecure
+    assert cfg.auth.identities["uid:0"] == "admin" and cfg.auth.identities["insecure"] == "viewer"
+    assert cfg.operations.retention == 7 * 86400
+    # A file's identities merge over the defaults; "none" removes a default.
+    cfg = load(write('[auth.identities]\n"spiffe://r1/cp" = "operator"\ninsecure = "none"\n'))
+    assert cfg.auth.identities["spiffe://r1/cp"] == "operator" and "insecure" not in cfg.auth.identities
+    assert cfg.auth.identities["uid:0"] == "admin"
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[server]\ngrpc_listen = "0.0.0.0:9447"\n', "server.grpc_listen"),  # plaintext off-host
+    ('[tls]\ncert_file = "/etc/hostagent/tls/server.pem"\n', "tls.key_file"),  # half a TLS config
+    ('[auth.identities]\n"uid:0" = "root"\n', "auth.identities"),  # no such role
+    ('[auth.identities]\n"two words" = "viewer"\n', "auth.identities"),
+    ('[operations]\nretention = "365d"\n', "operations.retention"),
+])
+def test_security_errors_name_the_key(write, text, key):
+    with pytest.raises(ConfigError) as err:
+        load(write(text))
+    assert err.value.key == key
+
+
+def test_insecure_allows_plaintext_off_host(write):
+    cfg = load(write('[server]\ngrpc_listen = "0.0.0.0:9447"\ninsecure = true\n'))
+    assert cfg.server.insecure and cfg.server.grpc_listen == "0.0.0.0:9447"

@@ -1,0 +1,160 @@
+"""One interceptor authorizes every call, unary and streaming, before the
+servicer sees it, and audits every denial and every mutating call.
+
+The caller's identity comes from ``identify(context)`` (client certificate,
+unix peer uid, or "insecure" for plaintext TCP); the role it needs comes from
+the contract (``agent.security.policy``).  Unknown identity:
+``UNAUTHENTICATED``; known but too weak, or a method without a declared role:
+``PERMISSION_DENIED``.  It also enforces the per-identity stream limit.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import grpc
+from google.protobuf import json_format
+
+from agent.logs import get_logger
+from agent.security.policy import MethodRule, Policy, Role
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: ``name`` is what the roles table maps."""
+
+    name: str
+    peer: str
+
+
+class Auditor(Protocol):
+    def record(self, **fields) -> None: ...
+
+
+def _args(request) -> dict:
+    if request is None:
+        return {}
+    try:
+        return json_format.MessageToDict(request, preserving_proto_field_name=True)
+    except Exception:  # noqa: BLE001 - never let auditing break a call
+        return {"unserializable": type(request).__name__}
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    def __init__(self, policy: Callable[[], Policy], identify: Callable[[grpc.ServicerContext], Caller | None],
+                 auditor: Auditor | None, streams_per_identity: int) -> None:
+        self._policy = policy
+        self._identify = identify
+        self._auditor = auditor
+        self._stream_limit = streams_per_identity
+        self._streams: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # -- decisions -------------------------------------------------------
+    def _authorize(self, method: str, request, context) -> tuple[Caller | None, MethodRule | None]:
+        policy = self._policy()
+        caller = self._identify(context)
+        rule = policy.rule(method)
+        if caller is None:
+            self._deny(method, request, context, None, grpc.StatusCode.UNAUTHENTICATED,
+                       "no identity: present a client certificate or use the unix socket")
+        role = policy.role_of(caller.name)
+        if role is Role.NONE:
+            self._deny(method, request, context, caller, grpc.StatusCode.UNAUTHENTICATED,
+                       f"identity {caller.name!r} is not known to this agent")
+        if rule is None or rule.required is Role.NONE:
+            self._deny(method, request, context, caller, grpc.StatusCode.PERMISSION_DENIED,
+                       f"method {method} is not allowed for anyone")
+        if role < rule.required:
+            self._deny(method, request, context, caller, grpc.StatusCode.PERMISSION_DENIED,
+                       f"identity {caller.name!r} has role {role.name.lower()}; {method} "
+                       f"needs {rule.required.name.lower()}")
+        return caller, rule
+
+    def _deny(self, method, request, context, caller, code, message):
+        log.warning("rpc.denied", method=method, identity=caller.name if caller else None,
+                    peer=caller.peer if caller else context.peer(), code=code.name, reason=message)
+        self._audit(method, request, context, caller, "deny", code, 0.0, message)
+        context.abort(code, message)
+
+    def _audit(self, method, request, context, caller, decision, code, duration, message=""):
+        if self._auditor is None:
+            return
+        self._auditor.record(
+            identity=caller.name if caller else "", peer=caller.peer if caller else context.peer(),
+            method=method, request_id=getattr(request, "request_id", "") or "",
+            args=_args(request), decision=decision, status=code.name,
+            duration_ms=round(duration * 1000, 3), message=message)
+
+    # -- wrapping --------------------------------------------------------
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None  # unknown method: gRPC answers UNIMPLEMENTED
+        method = handler_call_details.method
+        if handler.request_streaming:  # only reflection is bidirectional
+            return grpc.stream_stream_rpc_method_handler(
+                self._bidi(handler.stream_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return grpc.unary_unary_rpc_method_handler(
+            self._unary(handler.unary_unary, method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+    def _unary(self, behavior, method):
+        def handler(request, context):
+            caller, rule = self._authorize(method, request, context)
+            if not rule.mutating:
+                return behavior(request, context)
+            t0 = time.monotonic()
+            try:
+                response = behavior(request, context)
+            except BaseException:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                self._audit(method, request, context, caller, "allow", code,
+                            time.monotonic() - t0, context.details() or "")
+                raise
+            self._audit(method, request, context, caller, "allow", grpc.StatusCode.OK,
+                        time.monotonic() - t0)
+            return response
+        return handler
+
+    def _stream(self, behavior, method):
+        def handler(request, context):
+            caller, _ = self._authorize(method, request, context)
+            with self._lock:
+                open_now = self._streams.get(caller.name, 0)
+                if open_now >= self._stream_limit:
+                    full = True
+                else:
+                    full = False
+                    self._streams[caller.name] = open_now + 1
+            if full:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"identity {caller.name!r} has {self._stream_limit} streams open (limit)")
+            try:
+                yield from behavior(request, context)
+            finally:
+                with self._lock:
+                    left = self._streams[caller.name] - 1
+                    if left:
+                        self._streams[caller.name] = left
+                    else:
+                        del self._streams[caller.name]
+        return handler
+
+    def _bidi(self, behavior, method):
+        def handler(request_iterator, context):
+            self._authorize(method, None, context)
+            yield from behavior(request_iterator, context)
+        return handler

@@ -1,0 +1,206 @@
+"""Value checkers of the config schema: durations, addresses, paths, roles.
+
+Each checker takes a raw TOML value and returns the typed value or raises
+:class:`Invalid` with a message; ``agent.config`` adds the key and the file.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from fractions import Fraction
+from typing import Any, Callable
+
+SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes, NUL included
+ROLES = ("none", "viewer", "operator", "admin")
+
+# --------------------------------------------------------------- durations --
+
+_UNITS = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600),
+          "d": Fraction(86400)}
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_DURATION_RE = re.compile(rf"(?:{_NUMBER}(?:ms|h|m|s|d))+")
+_PART_RE = re.compile(rf"({_NUMBER})(ms|h|m|s|d)")
+_DURATION_HINT = 'use e.g. "500ms", "5s", "1m30s", "2h", "7d" or a number of seconds'
+
+
+def parse_duration(text: str | int | float) -> float:
+    """``"1m30s"`` -> 90.0; units ms, s, m, h; a bare number is seconds.
+    Raises ValueError unless the result is finite and > 0."""
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise ValueError(f"expected a duration, got {type_name(text)}")
+    if isinstance(text, str):
+        s = text.strip()
+        if re.fullmatch(_NUMBER, s):
+            seconds = float(s)
+        elif _DURATION_RE.fullmatch(s):
+            seconds = float(sum(Fraction(n) * _UNITS[u] for n, u in _PART_RE.findall(s)))
+        elif s.startswith("-"):
+            raise ValueError(f"{text!r} is negative; a duration must be > 0")
+        else:
+            raise ValueError(f"invalid duration {text!r} ({_DURATION_HINT})")
+    else:
+        seconds = float(text)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{text!r}: a duration must be finite and > 0")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact form: 900 -> "15m", 1.5 -> "1.5s", 0.5 -> "500ms"."""
+    ns = round(seconds * 1e9)
+    if ns < 0:
+        return "-" + format_duration(-seconds)
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        return _trim(ns / 1e6) + "ms"
+    hours, rest = divmod(ns, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    out = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return out + (_trim(rest / 1e9) + "s" if rest else "")
+
+
+def _trim(x: float) -> str:
+    return f"{x:.9f}".rstrip("0").rstrip(".")
+
+
+# -------------------------------------------------------------- validators --
+
+class Invalid(Exception):
+    """A value is wrong; the caller adds the key and the file."""
+
+
+TYPE_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string",
+               dict: "table", list: "array"}
+
+
+def type_name(v: Any) -> str:
+    return TYPE_NAMES.get(type(v), type(v).__name__)
+
+
+def str_(v: Any) -> str:
+    if not isinstance(v, str):
+        raise Invalid(f"expected a string, got {type_name(v)}")
+    if "\0" in v:
+        raise Invalid("contains a NUL character")
+    return v
+
+
+def bool_(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise Invalid(f"expected true or false, got {type_name(v)}")
+    return v
+
+
+def duration(v: Any, maximum: float = math.inf) -> float:
+    try:
+        seconds = parse_duration(v)
+    except ValueError as e:
+        raise Invalid(str(e)) from None
+    if seconds > maximum:
+        raise Invalid(f"{format_duration(seconds)} is longer than the maximum "
+                       f"{format_duration(maximum)}")
+    return seconds
+
+
+def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        s = str_(v).lower()
+        if s not in options:
+            raise Invalid(f"{v!r} is not one of {', '.join(options)}")
+        return s
+    return check
+
+
+def abs_path(v: Any) -> str:
+    s = str_(v)
+    if not os.path.isabs(s):
+        raise Invalid(f"{s!r} is not an absolute path")
+    return s
+
+
+def socket_path(v: Any) -> str:  # "" disables the socket
+    if v != "" and len(os.fsencode(abs_path(v))) > SUN_PATH_MAX:
+        raise Invalid(f"unix socket path is longer than {SUN_PATH_MAX} bytes")
+    return v
+
+
+_HOST_RE = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def split_hostport(addr: str) -> tuple[str, int]:
+    """``"127.0.0.1:9447"`` -> ("127.0.0.1", 9447); ``"[::1]:0"`` -> ("::1", 0).
+    Raises ValueError for anything else."""
+    if addr.startswith("["):
+        host, sep, port = addr[1:].partition("]:")
+        if not sep or not re.fullmatch(r"[0-9A-Fa-f:.]+(%[\w.-]+)?", host) or ":" not in host:
+            raise ValueError(f"{addr!r}: expected [IPV6]:PORT, e.g. [::1]:9447")
+    else:
+        host, sep, port = addr.rpartition(":")
+        if not sep:
+            raise ValueError(f"{addr!r}: expected HOST:PORT, e.g. 127.0.0.1:9447")
+        if ":" in host:
+            raise ValueError(f"{addr!r}: an IPv6 host needs brackets, e.g. [::1]:9447")
+        if not _HOST_RE.fullmatch(host):
+            raise ValueError(f"{addr!r}: host is empty or invalid")
+    if not re.fullmatch(r"[0-9]{1,5}", port) or int(port) > 65535:
+        raise ValueError(f"{addr!r}: port must be a number in 0..65535")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: reachable from this host only."""
+    import ipaddress
+
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def listen(v: Any) -> str:
+    s = str_(v)
+    if s:
+        try:
+            split_hostport(s)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+    return s
+
+
+
+
+def optional_path(v: Any) -> str:
+    """An absolute path, or "" for "not set"."""
+    return "" if str_(v) == "" else abs_path(v)
+
+
+def count(low: int, high: int) -> Callable[[Any], int]:
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise Invalid(f"expected an integer, got {type_name(v)}")
+        if not low <= v <= high:
+            raise Invalid(f"{v} is out of range {low}..{high}")
+        return v
+    return check
+
+
+_IDENTITY_RE = re.compile(r"[^\s\x00-\x1f]{1,512}")
+
+
+def identities(v: Any) -> dict[str, str]:
+    """``{"uid:0": "admin", "spiffe://region/cp": "operator"}``."""
+    if not isinstance(v, dict):
+        raise Invalid(f"expected a table of identity = role, got {type_name(v)}")
+    out = {}
+    for ident, role in v.items():
+        if not _IDENTITY_RE.fullmatch(ident):
+            raise Invalid(f"identity {ident!r} is empty, too long or has spaces")
+        if role not in ROLES:
+            raise Invalid(f"{ident}: role {role!r} is not one of {', '.join(ROLES)}")
+        out[ident] = role
+    return out

@@ -1,0 +1,1 @@
+"""Transport security, caller identity and authorization policy."""
