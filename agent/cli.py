@@ -23,7 +23,7 @@ def _serve(args) -> int:
         ("log.level", args.log_level),
         ("log.format", args.log_format),
     ) if value is not None}
-    return serve(args.config or os.environ.get("HOSTAGENT_CONFIG"), overrides)
+    return serve(args.config or os.environ.get("HOSTAGENT_CONFIG"), overrides, args.plugins)
 
 
 def _check_config(args) -> int:
@@ -91,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, plugins=()) -> int:
+    """``plugins`` (agent.daemon.Plugin) add operation kinds and services to
+    ``serve``; the test suite uses this for its test-only mutating RPC."""
     args = build_parser().parse_args(argv)
+    args.plugins = tuple(plugins)
     try:
         return args.func(args)
     except KeyboardInterrupt:

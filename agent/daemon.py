@@ -12,11 +12,14 @@ import signal
 import threading
 import time
 
+from typing import Mapping, Protocol, Sequence
+
 from agent import __version__, core
-from agent.api.server import bind_tcp, bind_unix, build_server
+from agent.api.inventory_service import InventoryService
+from agent.api.operations_service import OperationsService
+from agent.api.server import INVENTORY, TELEMETRY, build_server
 from agent.api.streams import StreamGate
 from agent.api.telemetry_service import TelemetryService
-from agent.api.inventory_service import InventoryService
 from agent.backends.hostfs import HostFS
 from agent.collectors import BUILTIN
 from agent.collectors.agent import AgentCollector
@@ -24,7 +27,13 @@ from agent.collectors.base import CollectorContext
 from agent.config import Config, ConfigError, load_config, split_hostport
 from agent.exposition import MetricsServer, make_registry
 from agent.inventory import InventoryCache
+from agent.gen.hostagent.v1 import operations_pb2
 from agent.logs import get_logger, setup_logging
+from agent.operations.journal import Journal
+from agent.operations.manager import OperationKind, OperationManager
+from agent.security.access import Access
+from agent.security.policy import RolesFileError
+from agent.security.tls import TlsError
 from agent.sdnotify import Notifier
 from agent.telemetry.events import EventBus, Severity
 from agent.telemetry.query import MetricsQuery
@@ -33,12 +42,25 @@ from agent.telemetry.store import SeriesStore
 
 log = get_logger(__name__)
 STREAM_HEADROOM = 4  # worker threads kept for unary calls
+OPERATIONS = operations_pb2.DESCRIPTOR.services_by_name["Operations"]
+PURGE_EVERY = 3600.0  # seconds between purges of old finished operations
+
+
+class Plugin(Protocol):
+    """Adds operation kinds and gRPC services (the provisioners of later
+    issues; the test suite's test-only mutating RPC)."""
+
+    def kinds(self) -> Mapping[str, OperationKind]: ...
+
+    def services(self, agent: "Agent") -> list[tuple[object, object]]: ...
 
 
 class Agent:
     def __init__(self, cfg: Config, config_path: str | None = None,
-                 overrides: dict | None = None, hostfs: HostFS | None = None) -> None:
+                 overrides: dict | None = None, hostfs: HostFS | None = None,
+                 plugins: Sequence[Plugin] = ()) -> None:
         self.cfg = cfg
+        self.plugins = tuple(plugins)
         self.config_path = config_path
         self.overrides = dict(overrides or {})
         self.hostfs = hostfs or HostFS("/")
@@ -56,6 +78,8 @@ class Agent:
         self._reload = threading.Event()
         self.grpc = None
         self.metrics: MetricsServer | None = None
+        self.access: Access | None = None
+        self.operations: OperationManager | None = None
 
     # -- collectors ------------------------------------------------------
     def _specs(self, cfg: Config) -> list[CollectorSpec]:
@@ -81,17 +105,10 @@ class Agent:
         log.info("agent.starting", version=__version__, pid=os.getpid(),
                  kernels=core.IMPLEMENTATION, **({"kernels_note": core.FALLBACK_REASON} if core.FALLBACK_REASON else {}))
         os.makedirs(cfg.state_dir, mode=0o750, exist_ok=True)
+        self._start_operations()
         self.scheduler.set_collectors(self._specs(cfg))
         self.scheduler.start()
-        self.grpc = build_server(TelemetryService(self.query, self.events, self.streams),
-                                 InventoryService(self.inventory), cfg.server.max_workers)
-        if cfg.server.grpc_listen:
-            bind_tcp(self.grpc, cfg.server.grpc_listen)
-        if cfg.server.grpc_socket:
-            bind_unix(self.grpc, cfg.server.grpc_socket)
-        self.grpc.server.start()
-        if cfg.server.grpc_socket:
-            os.chmod(cfg.server.grpc_socket, 0o660)
+        self._start_grpc()
         for address in self.grpc.addresses:
             log.info("grpc.listening", address=address)
         if cfg.server.metrics_listen:
@@ -105,6 +122,39 @@ class Agent:
         self.notifier.ready(f"serving on {', '.join(self.grpc.addresses) or 'no gRPC listener'}")
         log.info("agent.ready", collectors=",".join(s.name for s in self._specs(cfg)))
         self._start_watchdog()
+
+    def _start_operations(self) -> None:
+        cfg = self.cfg
+        kinds: dict[str, OperationKind] = {}
+        for plugin in self.plugins:
+            kinds.update(plugin.kinds())
+        self.operations = OperationManager(Journal(os.path.join(cfg.state_dir, "operations.db")), kinds,
+                                           cfg.operations.workers, cfg.operations.retention)
+        for op in self.operations.recover():
+            log.info("operation.resumed", name=op.name, kind=op.kind)
+
+        def purge() -> None:
+            while not self._stop.wait(PURGE_EVERY):
+                removed = self.operations.purge()
+                if removed:
+                    log.info("operations.purged", count=removed)
+
+        threading.Thread(target=purge, name="operations-purge", daemon=True).start()
+
+    def _start_grpc(self) -> None:
+        cfg = self.cfg
+        services = [(TelemetryService(self.query, self.events, self.streams), TELEMETRY),
+                    (InventoryService(self.inventory), INVENTORY),
+                    (OperationsService(self.operations), OPERATIONS)]
+        self.access = Access(cfg)
+        for plugin in self.plugins:
+            services += plugin.services(self)
+        self.access.use_contract(d.file for _, d in services)
+        self.grpc = build_server(services, cfg.server.max_workers, (self.access.interceptor(),),
+                                 cfg.server.max_concurrent_rpcs)
+        self.grpc.addresses.extend(self.access.bind(self.grpc.server))
+        self.grpc.server.start()
+        self.access.start()
 
     def _start_watchdog(self) -> None:
         period = self.notifier.watchdog_interval()
@@ -152,6 +202,7 @@ class Agent:
         if cfg.server != self.cfg.server or cfg.state_dir != self.cfg.state_dir:
             log.warning("config.restart_required", reason="server and state_dir changes apply at the next start")
         setup_logging(cfg.log.level, cfg.log.format)
+        self.access.reload(cfg)
         self.store.retention = cfg.telemetry.retention
         self.scheduler.max_backoff = cfg.telemetry.max_backoff
         for spec in self._specs(cfg):
@@ -172,18 +223,17 @@ class Agent:
             self.streams.close_all()  # streams end with UNAVAILABLE
             self.events.close_all()
             self.grpc.server.stop(grace=2.0).wait(3.0)
+        if self.access is not None:
+            self.access.close()
+        if self.operations is not None:
+            self.operations.close()
         if self.metrics is not None:
             self.metrics.close()
         self.scheduler.stop(timeout=1.0)
-        if self.cfg.server.grpc_socket:
-            try:
-                os.unlink(self.cfg.server.grpc_socket)
-            except OSError:
-                pass
         log.info("agent.stopped", seconds=round(time.monotonic() - t0, 3))
 
 
-def serve(config_path: str | None, overrides: dict) -> int:
+def serve(config_path: str | None, overrides: dict, plugins: Sequence[Plugin] = ()) -> int:
     """Entry point of ``hostagent serve``: validate config, then run."""
     try:
         cfg = load_config(config_path, overrides=overrides, known_collectors=BUILTIN.keys())
@@ -193,7 +243,10 @@ def serve(config_path: str | None, overrides: dict) -> int:
         return 2
     setup_logging(cfg.log.level, cfg.log.format)
     try:
-        return Agent(cfg, config_path, overrides).run()
+        return Agent(cfg, config_path, overrides, plugins=plugins).run()
+    except (RolesFileError, TlsError) as exc:
+        log.error("config.invalid", error=str(exc))
+        return 2
     except OSError as exc:
         log.error("agent.start_failed", error=str(exc))
         return 1

@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase)
 
-from agent.api.server import bind_tcp, bind_unix, build_server
+from agent.api.server import INVENTORY, TELEMETRY, bind_tcp, bind_unix, build_server
 from agent.api.streams import StreamGate
 from agent.api.telemetry_service import TelemetryService
 from agent.api.inventory_service import InventoryService
@@ -34,8 +34,8 @@ class Api:
         self.events = EventBus()
         self.gate = StreamGate(stream_limit)
         self.query = MetricsQuery(self.store)
-        self.srv = build_server(TelemetryService(self.query, self.events, self.gate),
-                                InventoryService(None), max_workers=16)
+        self.srv = build_server([(TelemetryService(self.query, self.events, self.gate), TELEMETRY),
+                                 (InventoryService(None), INVENTORY)], max_workers=16)
         self.tcp = bind_tcp(self.srv, "127.0.0.1:0")
         self.unix = bind_unix(self.srv, str(tmp_path / "grpc.sock"))
         self.srv.server.start()

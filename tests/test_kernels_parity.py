@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 from array import array
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.core import kernels_py
+from agent.gen.hostagent.v1 import telemetry_pb2 as pb
 
 NAN = math.nan
 INF = math.inf
@@ -185,6 +187,59 @@ def test_read_only_inputs_accepted(k):
     assert list(out) == [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
 
 
+def encode(mod, blobs, idx, value, rate, stats=None, time_field=b""):
+    return mod.encode_samples(blobs, array("q", idx), array("d", value), array("d", rate),
+                              None if stats is None else array("d", stats), time_field)
+
+
+def labels_blob(**labels) -> bytes:
+    """``Sample.labels`` entries (field 1, map<string, string>)."""
+    out = b""
+    for name, val in labels.items():
+        entry = pb.Sample.LabelsEntry(key=name, value=val).SerializeToString()
+        out += b"\x0a" + kernels_py.varint(len(entry)) + entry
+    return out
+
+
+def test_encode_samples_decodes_to_the_sample_messages(k):
+    blobs = [labels_blob(device="eth0"), labels_blob(device="x" * 200, netns="ns-é"), b""]
+    when = pb.Sample(time={"seconds": 1_700_000_000, "nanos": 5}).SerializeToString()
+    stats = [1.0, 4.0, 2.5, 2.0, 2.5, 3.7, 3.97, 4.0,  # series 0
+             NAN, NAN, NAN, NAN, NAN, NAN, NAN, 0.0,  # series 1: an empty window
+             -0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 300.0]
+    wire = encode(k, blobs, [1, 0, 2, 0], [12800.0, -0.0, INF], [2400.0, NAN, NAN],
+                  stats, when)
+    assert wire == encode(kernels_py, blobs, [1, 0, 2, 0], [12800.0, -0.0, INF],
+                          [2400.0, NAN, NAN], stats, when)
+    family = pb.MetricFamily.FromString(wire)
+    assert not family.HasField("info")
+    s1, s0, s2, again = family.samples
+    assert dict(s1.labels) == {"device": "x" * 200, "netns": "ns-é"}
+    assert s1.value == -0.0 and math.copysign(1.0, s1.value) == -1.0
+    assert not s1.HasField("rate")  # NaN rates are left out
+    assert (s1.stats.count, math.isnan(s1.stats.min), math.isnan(s1.stats.p99)) == (0, True, True)
+    assert dict(s0.labels) == {"device": "eth0"} and s0.value == 12800.0
+    assert s0.HasField("rate") and s0.rate == 2400.0
+    assert (s0.time.seconds, s0.time.nanos) == (1_700_000_000, 5)
+    assert [s0.stats.min, s0.stats.max, s0.stats.mean, s0.stats.last, s0.stats.p50,
+            s0.stats.p90, s0.stats.p99, s0.stats.count] == stats[:WIDTH]
+    assert not s2.labels and s2.value == INF and s2.stats.count == 300
+    assert math.copysign(1.0, s2.stats.min) == -1.0
+    assert again == s0
+    # Without stats the field is absent; no series, no bytes.
+    bare = pb.MetricFamily.FromString(encode(k, blobs, [0], [1.5, 0, 0], [NAN, 0, 0]))
+    assert not bare.samples[0].HasField("stats") and not bare.samples[0].HasField("time")
+    assert encode(k, blobs, [], [1.0], [1.0], stats) == b""
+
+
+@pytest.mark.parametrize("count, want", [(0.0, b"\x00"), (127.0, b"\x7f"), (128.0, b"\x80\x01"),
+                                         (179.9, b"\xb3\x01"), (-0.5, b"\x00"),
+                                         (2.0**63, b"\x80" * 9 + b"\x01")])
+def test_encode_samples_count_varint(k, count, want):
+    wire = encode(k, [b""], [0], [0.0], [NAN], [0.0] * 7 + [count])
+    assert wire.endswith(b"\x40" + want)  # count truncates toward zero, as int() does
+
+
 # --- (b) Cython bit for bit against the twin --------------------------------
 
 BOUNDARIES = [0, 2**31, 2**32, 2**53, 2**63, 2**64]
@@ -258,6 +313,90 @@ def test_window_stats_full_history_of_ties(ck, vals):
     assert stats(ck, **case).tobytes() == stats(kernels_py, **case).tobytes()
 
 
+@st.composite
+def many_ties_cases(draw):
+    """Longer windows of few distinct values, runs and ramps: every path of
+    the Cython partial sort (partitions, equal keys, networks)."""
+    cap = draw(st.integers(1, 300))
+    n = draw(st.integers(1, 3))
+    pool = draw(st.lists(stat_value, min_size=1, max_size=6))
+    hist = []
+    for _ in range(n):
+        vals = draw(st.lists(st.sampled_from(pool), min_size=cap, max_size=cap))
+        shape = draw(st.sampled_from(["as drawn", "ascending", "descending", "ramp"]))
+        if shape == "ramp":
+            vals = [float(i % 13) - 6.0 for i in range(cap)]
+        elif shape != "as drawn":
+            # NaN last; -0.0 and 0.0 keep their order (sorted is stable).
+            vals.sort(key=lambda v: (v != v, v if v == v else 0.0), reverse=shape == "descending")
+        hist += vals
+    return dict(hist=hist, cap=cap, n=n, ts=[float(i) for i in range(cap)],
+                head=draw(st.integers(0, cap - 1)), count=draw(st.integers(0, cap)),
+                t_from=draw(st.sampled_from([-INF, 0.0, cap / 2])))
+
+
+@pytest.mark.parametrize("depth_factor", [2, 1, 0])  # 0: every long range heap-sorted
+@settings(max_examples=150, deadline=None)
+@given(case=many_ties_cases())
+def test_window_stats_long_windows_bit_identical(ck, depth_factor, case):
+    previous = ck._set_sort_depth_factor(depth_factor)
+    try:
+        got = stats(ck, **case)
+    finally:
+        ck._set_sort_depth_factor(previous)
+    assert got.tobytes() == stats(kernels_py, **case).tobytes()
+
+
+def from_bits(b: int) -> float:
+    return struct.unpack("<d", b.to_bytes(8, "little"))[0]
+
+
+# Doubles of every kind: NaNs with any payload and sign, subnormals, -0.0.
+wire_double = st.one_of(anyfloat, st.builds(from_bits, st.integers(0, 2**64 - 1)),
+                        st.sampled_from([-0.0, 5e-324, -5e-324, NAN, -NAN, INF, -INF]))
+# Counts window_stats could write and the twin's int() truncates; all < 2**64.
+count_value = st.one_of(st.integers(0, 400).map(float), st.floats(0, 2.0**64, exclude_max=True),
+                        st.sampled_from([127.0, 128.0, 16383.0, 16384.0, 2.0**32, 2.0**63,
+                                         2.0**64 - 2048, -0.0, -0.5, 0.999, 179.9]))
+# Label blobs whose sample length needs 1, 2 or 3 varint bytes.
+blob = st.one_of(st.binary(max_size=40), st.binary(min_size=100, max_size=300),
+                 st.builds(lambda b, size: (b * size)[:size], st.binary(min_size=1, max_size=8),
+                           st.sampled_from([16280, 16300, 16383, 16384, 20000])))
+
+
+@st.composite
+def encode_cases(draw):
+    n = draw(st.integers(0, 6))
+    stats = None
+    if draw(st.booleans()):
+        stats = []
+        for _ in range(n):
+            stats += draw(st.lists(wire_double, min_size=7, max_size=7)) + [draw(count_value)]
+    return dict(blobs=draw(st.lists(blob, min_size=n, max_size=n + 2)),
+                idx=draw(st.lists(st.integers(0, n - 1), max_size=3 * n)) if n else [],
+                value=draw(st.lists(wire_double, min_size=n, max_size=n)),
+                rate=draw(st.lists(st.one_of(wire_double, st.just(NAN)), min_size=n,
+                                   max_size=n + 2)),
+                stats=stats,
+                time_field=draw(st.one_of(st.binary(max_size=20),
+                                          st.binary(min_size=128, max_size=200))))
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=encode_cases())
+def test_encode_samples_bit_identical(ck, case):
+    assert encode(ck, **case) == encode(kernels_py, **case)
+
+
+def test_encode_samples_accepts_any_int64_buffer_and_sequence(ck):
+    blobs, value, rate = [b"a", b"bc"], array("d", [1.0, 2.0]), array("d", [NAN, 3.0])
+    want = kernels_py.encode_samples(blobs, [1, 0, 1], value, rate, None, b"")
+    assert ck.encode_samples(blobs, array("q", [1, 0, 1]), value, rate, None, b"") == want
+    assert ck.encode_samples(tuple(blobs), array("l", [1, 0, 1]), value, rate, None, b"") == want
+    ro = memoryview(array("q", [1, 0, 1]).tobytes()).cast("q")
+    assert ck.encode_samples(blobs, ro, memoryview(value), rate, None, b"") == want
+
+
 # --- (c) malformed input is refused, never read out of bounds ----------------
 
 def ingest_args(n=3, cap=4, col=0, **short):
@@ -306,3 +445,56 @@ def test_window_stats_rejects_malformed(ck, args):
     with pytest.raises(ValueError):
         ck.window_stats(**args)
     assert set(args["out"]) <= {0.0}
+
+
+def encode_args(n=3, **change):
+    a = dict(label_blobs=[b"\x0a\x00"] * n, idx=array("q", range(n)),
+             value=array("d", [1.0] * n), rate=array("d", [2.0] * n),
+             stats=array("d", ([0.0] * 7 + [3.0]) * n), time_field=b"\x22\x00")
+    a.update(change)
+    return a
+
+
+def with_count(count, series=1, n=3):
+    s = array("d", ([0.0] * 7 + [3.0]) * n)
+    s[series * WIDTH + 7] = count
+    return s
+
+
+@pytest.mark.parametrize("args, error", [
+    pytest.param(encode_args(idx=array("q", [0, 3])), IndexError, id="idx-eq-len"),
+    pytest.param(encode_args(idx=array("q", [2, -1])), IndexError, id="idx-negative"),
+    pytest.param(encode_args(idx=array("q", [2**62])), IndexError, id="idx-huge"),
+    pytest.param(encode_args(idx=array("i", [0])), ValueError, id="idx-int32"),
+    pytest.param(encode_args(idx=[0]), TypeError, id="idx-list"),
+    pytest.param(encode_args(label_blobs=[b"", "x", b""]), TypeError, id="blob-str"),
+    pytest.param(encode_args(label_blobs=[b"", bytearray(b"x"), b""]), TypeError,
+                 id="blob-bytearray"),
+    pytest.param(encode_args(label_blobs=[b"", b""]), ValueError, id="short-blobs"),
+    pytest.param(encode_args(rate=array("d", [2.0] * 2)), ValueError, id="short-rate"),
+    pytest.param(encode_args(stats=array("d", [0.0] * (3 * WIDTH - 1))), ValueError,
+                 id="short-stats"),
+    pytest.param(encode_args(stats=array("f", [0.0] * (3 * WIDTH))), ValueError,
+                 id="stats-float32"),
+    pytest.param(encode_args(time_field="x"), TypeError, id="time-str"),
+    pytest.param(encode_args(stats=with_count(NAN)), ValueError, id="count-nan"),
+    pytest.param(encode_args(stats=with_count(-1.0)), ValueError, id="count-minus-1"),
+    pytest.param(encode_args(stats=with_count(INF)), OverflowError, id="count-inf"),
+    pytest.param(encode_args(stats=with_count(-INF)), OverflowError, id="count-minus-inf"),
+    pytest.param(encode_args(stats=with_count(2.0**64)), OverflowError, id="count-2-64"),
+])
+def test_encode_samples_rejects_malformed(ck, args, error):
+    with pytest.raises(error):
+        ck.encode_samples(**args)
+
+
+@pytest.mark.parametrize("count, error", [(NAN, ValueError), (-1.0, ValueError),
+                                          (-7.5, ValueError), (INF, OverflowError)])
+def test_encode_samples_bad_count_fails_like_the_twin(ck, count, error):
+    args = encode_args(stats=with_count(count))
+    for mod in (kernels_py, ck):
+        with pytest.raises(error):
+            mod.encode_samples(**args)
+    # A count the selected series do not use is not looked at, by either.
+    args["idx"] = array("q", [0, 2])
+    assert ck.encode_samples(**args) == kernels_py.encode_samples(**args)

@@ -11,24 +11,16 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import grpc
 from google.protobuf import json_format
 
 from agent.logs import get_logger
+from agent.security.identity import Identity
 from agent.security.policy import MethodRule, Policy, Role
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: ``name`` is what the roles table maps."""
-
-    name: str
-    peer: str
 
 
 class Auditor(Protocol):
@@ -45,7 +37,7 @@ def _args(request) -> dict:
 
 
 class AuthInterceptor(grpc.ServerInterceptor):
-    def __init__(self, policy: Callable[[], Policy], identify: Callable[[grpc.ServicerContext], Caller | None],
+    def __init__(self, policy: Callable[[], Policy], identify: Callable[[grpc.ServicerContext], Identity | None],
                  auditor: Auditor | None, streams_per_identity: int) -> None:
         self._policy = policy
         self._identify = identify
@@ -55,7 +47,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         self._lock = threading.Lock()
 
     # -- decisions -------------------------------------------------------
-    def _authorize(self, method: str, request, context) -> tuple[Caller | None, MethodRule | None]:
+    def _authorize(self, method: str, request, context) -> tuple[Identity | None, MethodRule | None]:
         policy = self._policy()
         caller = self._identify(context)
         rule = policy.rule(method)

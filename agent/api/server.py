@@ -17,23 +17,23 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from agent.gen.hostagent.v1 import inventory_pb2, telemetry_pb2
 
-SERVICE_NAMES = (
-    telemetry_pb2.DESCRIPTOR.services_by_name["Telemetry"].full_name,
-    inventory_pb2.DESCRIPTOR.services_by_name["Inventory"].full_name,
-)
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+TELEMETRY = telemetry_pb2.DESCRIPTOR.services_by_name["Telemetry"]
+INVENTORY = inventory_pb2.DESCRIPTOR.services_by_name["Inventory"]
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024   # responses (a 100k-series snapshot fits)
+MAX_RECEIVE_BYTES = 1024 * 1024         # requests are small; refuse big ones early
 
 
 @dataclass
 class GrpcServer:
     server: grpc.Server
     health: health.HealthServicer
+    service_names: tuple[str, ...] = ()
     addresses: list[str] = field(default_factory=list)
 
     def set_serving(self, serving: bool) -> None:
         status = (health_pb2.HealthCheckResponse.SERVING if serving
                   else health_pb2.HealthCheckResponse.NOT_SERVING)
-        for name in ("",) + SERVICE_NAMES:
+        for name in ("",) + self.service_names:
             self.health.set(name, status)
 
 
@@ -59,20 +59,26 @@ def add_service(server: grpc.Server, servicer, service: ServiceDescriptor) -> No
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
 
 
-def build_server(telemetry, inventory, max_workers: int) -> GrpcServer:
+def build_server(services: list[tuple[object, ServiceDescriptor]], max_workers: int,
+                 interceptors: tuple[grpc.ServerInterceptor, ...] = (),
+                 max_concurrent_rpcs: int | None = None) -> GrpcServer:
+    """``services`` are (servicer, descriptor) pairs.  ``interceptors`` run
+    outermost first, before the error interceptor; calls beyond
+    ``max_concurrent_rpcs`` get RESOURCE_EXHAUSTED at once."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        interceptors=[ErrorInterceptor()],
-        options=[("grpc.max_receive_message_length", 4 * 1024 * 1024),
+        interceptors=[*interceptors, ErrorInterceptor()],
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
+        options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.so_reuseport", 0)])
-    add_service(server, telemetry, telemetry_pb2.DESCRIPTOR.services_by_name["Telemetry"])
-    add_service(server, inventory, inventory_pb2.DESCRIPTOR.services_by_name["Inventory"])
+    for servicer, descriptor in services:
+        add_service(server, servicer, descriptor)
+    names = tuple(d.full_name for _, d in services)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        SERVICE_NAMES + (health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    grpc_server = GrpcServer(server, health_servicer)
+    reflection.enable_server_reflection(names + (health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    grpc_server = GrpcServer(server, health_servicer, names)
     grpc_server.set_serving(False)
     return grpc_server
 

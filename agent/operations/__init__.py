@@ -1,0 +1,1 @@
+"""Long-running operations: the journal, the manager and their model."""

@@ -1,0 +1,108 @@
+"""Who is calling: a name from the client certificate, or the unix uid.
+
+Identities are the strings the roles table maps:
+
+- a client certificate gives its first URI SAN (``spiffe://region1/control-plane``),
+  else its first DNS SAN (``ops1.example``), else its subject CN;
+- a unix-socket caller gives ``uid:<number>`` (``uid:0``), read with
+  SO_PEERCRED by :class:`agent.security.peercred.PeerCredProxy`;
+- anything else (plaintext TCP not relayed by the proxy) has no identity.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Protocol, Sequence
+
+import grpc
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+CERT = "cert"
+UID = "uid"
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str   # what the roles table maps: "spiffe://...", "ops1.example", "uid:0"
+    kind: str   # CERT or UID
+    peer: str   # the transport peer: "ipv4:10.0.0.5:40112" or "unix uid=0 pid=123"
+
+
+class _Peer(Protocol):
+    uid: int
+    pid: int
+
+
+class PeerLookup(Protocol):
+    """What :func:`identify` needs of the unix-socket proxy."""
+
+    def lookup(self, grpc_peer: str) -> _Peer | None: ...
+
+
+def uid_identity(uid: int) -> str:
+    return f"uid:{uid}"
+
+
+def _first(values: Sequence[bytes] | None) -> str | None:
+    for value in values or ():
+        text = value.decode("utf-8", "replace").strip()
+        if text:
+            return text
+    return None
+
+
+def name_from_pem(pem: bytes) -> str | None:
+    """URI SAN, else DNS SAN, else subject CN of a PEM certificate; None if
+    it has none of them (or is not a certificate)."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return None
+    try:
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except x509.ExtensionNotFound:
+        san = None
+    except ValueError:  # a malformed extension: trust nothing in it
+        return None
+    if san is not None:
+        for kind in (x509.UniformResourceIdentifier, x509.DNSName):
+            names = [n for n in san.get_values_for_type(kind) if n]
+            if names:
+                return names[0]
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn = cns[0].value if cns else None
+    if isinstance(cn, bytes):
+        cn = cn.decode("utf-8", "replace")
+    return cn or None
+
+
+def identity_from_cert(auth_context: Mapping[str, Sequence[bytes]]) -> str | None:
+    """The identity in a verified peer certificate, from gRPC's
+    ``context.auth_context()``; None when the connection has no certificate.
+
+    The leaf certificate (``x509_pem_cert``) is authoritative.  Without it,
+    gRPC's own split of the SANs (``peer_uri``, ``peer_dns``) and
+    ``x509_common_name`` are used in the same order.
+    """
+    pem = auth_context.get("x509_pem_cert")
+    if pem:
+        return name_from_pem(pem[0])
+    for key in ("peer_uri", "peer_dns", "x509_common_name"):
+        name = _first(auth_context.get(key))
+        if name:
+            return name
+    return None
+
+
+def identify(context: grpc.ServicerContext, peers: PeerLookup | None) -> Identity | None:
+    """The caller of one RPC.  A TLS connection is identified by its
+    certificate only; a plaintext one only if the unix-socket proxy relayed it."""
+    peer = context.peer()
+    auth = context.auth_context()
+    if _first(auth.get("transport_security_type")) == "ssl":
+        name = identity_from_cert(auth)
+        return Identity(name, CERT, peer) if name else None
+    relayed = peers.lookup(peer) if peers is not None else None
+    if relayed is None:
+        return None
+    return Identity(uid_identity(relayed.uid), UID, f"unix uid={relayed.uid} pid={relayed.pid}")
