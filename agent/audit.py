@@ -173,6 +173,11 @@ class AuditLog:
         with self._lock:
             return self._prev
 
+    @property
+    def healthy(self) -> bool:
+        """False after a failed write, until a write succeeds again."""
+        return not self._stale
+
     def record(self, *, decision: str, status: str, identity: str = "", peer: str = "",
                method: str = "", request_id: str = "", args: dict | None = None,
                duration_ms: float = 0.0, message: str = "") -> dict:

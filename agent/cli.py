@@ -42,6 +42,17 @@ def _check_config(args) -> int:
     return 0
 
 
+def _audit_verify(args) -> int:
+    from agent.audit import verify
+
+    result = verify(args.file)
+    if result.ok:
+        print(f"{args.file}: ok, {result.records} records, hash chain intact")
+        return 0
+    print(f"{args.file}: TAMPERED at line {result.first_bad_line}: {result.reason}", file=sys.stderr)
+    return 1
+
+
 def _client(args, name: str) -> int:
     from agent import cli_client
 
@@ -68,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", metavar="FILE")
     check.add_argument("--print", action="store_true", help="print the effective config")
     check.set_defaults(func=_check_config)
+
+    audit = sub.add_parser("audit", help="the audit trail")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_sub.add_parser("verify", help="check the hash chain of an audit file")
+    verify.add_argument("file", metavar="FILE", nargs="?", default="/var/lib/hostagent/audit.jsonl",
+                        help="default: /var/lib/hostagent/audit.jsonl")
+    verify.set_defaults(func=_audit_verify)
 
     def client(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)

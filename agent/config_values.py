@@ -5,6 +5,7 @@ Each checker takes a raw TOML value and returns the typed value or raises
 """
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -150,16 +151,20 @@ def split_hostport(addr: str) -> tuple[str, int]:
 
 
 def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: reachable from this host only."""
-    import ipaddress
-
-    host = host.strip("[]")
-    if host == "localhost":
+    """True for a name or address that never leaves this machine:
+    ``localhost``, ``127.0.0.0/8``, ``::1`` (bracketed or not)."""
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host.lower().rstrip(".") == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
 
 
 def listen(v: Any) -> str:

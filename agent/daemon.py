@@ -80,6 +80,7 @@ class Agent:
         self.metrics: MetricsServer | None = None
         self.access: Access | None = None
         self.operations: OperationManager | None = None
+        self.journal: Journal | None = None
 
     # -- collectors ------------------------------------------------------
     def _specs(self, cfg: Config) -> list[CollectorSpec]:
@@ -128,16 +129,18 @@ class Agent:
         kinds: dict[str, OperationKind] = {}
         for plugin in self.plugins:
             kinds.update(plugin.kinds())
-        self.operations = OperationManager(Journal(os.path.join(cfg.state_dir, "operations.db")), kinds,
-                                           cfg.operations.workers, cfg.operations.retention)
+        self.journal = Journal(os.path.join(cfg.state_dir, "operations.db"))
+        self.operations = OperationManager(self.journal, kinds, cfg.operations.workers,
+                                           cfg.operations.retention)
         for op in self.operations.recover():
             log.info("operation.resumed", name=op.name, kind=op.kind)
 
         def purge() -> None:
             while not self._stop.wait(PURGE_EVERY):
-                removed = self.operations.purge()
-                if removed:
-                    log.info("operations.purged", count=removed)
+                try:
+                    self.operations.purge()
+                except Exception:  # noqa: BLE001 - keep purging next hour
+                    log.exception("operations.purge_failed")
 
         threading.Thread(target=purge, name="operations-purge", daemon=True).start()
 
@@ -227,6 +230,7 @@ class Agent:
             self.access.close()
         if self.operations is not None:
             self.operations.close()
+            self.journal.close()
         if self.metrics is not None:
             self.metrics.close()
         self.scheduler.stop(timeout=1.0)

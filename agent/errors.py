@@ -26,3 +26,7 @@ class Unavailable(AgentError):
 
 class ResourceExhausted(AgentError):
     """A limit was reached (streams, queue); retry later."""
+
+
+class Aborted(AgentError):
+    """Conflicts with work in progress (another operation on the resource)."""

@@ -22,11 +22,12 @@ def parse_logfmt(line: str) -> dict[str, str]:
 
 
 class AgentProcess:
-    def __init__(self, tmp: Path, *args: str, env: dict | None = None, config: str | None = None):
+    def __init__(self, tmp: Path, *args: str, env: dict | None = None, config: str | None = None,
+                 module: str = "agent"):
         self.tmp = tmp
         self.socket = tmp / "grpc.sock"
         self.state = tmp / "state"
-        cmd = [sys.executable, "-m", "agent", "serve", "--grpc-listen", "127.0.0.1:0",
+        cmd = [sys.executable, "-m", module, "serve", "--grpc-listen", "127.0.0.1:0",
                "--metrics-listen", "127.0.0.1:0", "--grpc-socket", str(self.socket),
                "--state-dir", str(self.state), *args]
         if config is not None:
@@ -92,6 +93,8 @@ class AgentProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                if os.environ.get("HOSTAGENT_DEBUG_HANG"):
+                    subprocess.run(["py-spy", "dump", "--pid", str(self.proc.pid)])
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from agent.errors import InvalidArgument, NotFound, Unavailable
-from agent.operations.journal import INTERRUPTED, DuplicateRequest, Journal
+from agent.operations.journal import INTERRUPTED, DuplicateRequest, Journal, JournalError
 from agent.operations.manager import (Conflict, OperationCancelled, OperationKind,
                                       OperationManager)
 from agent.operations.model import Operation, OperationState as S, args_hash
@@ -133,6 +133,16 @@ def test_journal_mark_interrupted_and_purge(journal):
     assert journal.purge(finished_before=5.0) == 0
     assert journal.purge(finished_before=a.end_time + 1) == 2  # a and c; b is unfinished
     assert [o.name for o in journal.list()] == ["operations/b"]
+
+
+def test_journal_refuses_a_newer_schema(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "operations.db")
+    Journal(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version=99")
+    with pytest.raises(JournalError, match="schema version 99"):
+        Journal(path)
 
 
 # -- manager: idempotency ------------------------------------------------------
@@ -353,6 +363,7 @@ def test_recover_resumes_resumable_kinds(journal, make):
 
 
 CHILD = r"""
+import os
 import sys
 import time
 
@@ -364,13 +375,13 @@ def run(ctx, args):
     while True:  # journal writes until killed
         ctx.progress(i % 100, f"step {i}")
         if i == 0:
-            print("running", flush=True)
+            os.write(1, b"running\n")  # one write: lines from two threads never mix
         i += 1
 
 kinds = {"test.sleep": OperationKind("test.sleep", run=run, resource=lambda a: "thing/1")}
 m = OperationManager(Journal(sys.argv[1]), kinds)
 m.recover()
-print("name", m.start("test.sleep", "req-crash", {"n": 1}, "uid:0").name, flush=True)
+os.write(1, f"name {m.start('test.sleep', 'req-crash', {'n': 1}, 'uid:0').name}\n".encode())
 time.sleep(60)
 """
 

@@ -9,6 +9,7 @@ import random
 import select
 import socket
 import stat
+import struct
 import tempfile
 import threading
 import time
@@ -57,12 +58,16 @@ def stack(sockdir):
         who = identify(context, holder["proxy"])
         return b"none" if who is None else f"{who.name} {who.kind} {who.peer}".encode()
 
+    def peer(request, context):
+        return context.peer().encode()
+
     def big(request, context):
         return hashlib.sha256(request).hexdigest().encode() + b"\n" + BIG
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=_OPTIONS[1:])
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        "test.Peer", {"Uid": _raw(uid), "Name": _raw(name), "Big": _raw(big)}),))
+        "test.Peer", {"Uid": _raw(uid), "Name": _raw(name), "Peer": _raw(peer),
+                      "Big": _raw(big)}),))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     path = os.path.join(sockdir, "run", "grpc.sock")
@@ -106,6 +111,49 @@ def test_direct_connection_to_the_internal_port_has_no_identity(stack):
     _, _, port = stack
     assert _call(f"127.0.0.1:{port}", "Uid") == b"none"
     assert _call(f"127.0.0.1:{port}", "Name") == b"none"
+
+
+IP_LOCAL_PORT_RANGE = 51  # linux/in.h, Linux >= 6.3: restricts connect()'s port choice
+
+
+def _connect_from_port(port: int, address) -> socket.socket:
+    """connect() with the kernel's implicit port choice forced to ``port``."""
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.IPPROTO_IP, IP_LOCAL_PORT_RANGE, struct.pack("I", port << 16 | port))
+    except OSError:
+        s.close()
+        pytest.skip("IP_LOCAL_PORT_RANGE needs Linux 6.3")
+    try:
+        s.connect(address)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def test_no_local_connection_can_take_a_relayed_peer_address(stack):
+    """Linux shares an implicitly chosen source port between connections to
+    different destinations, so a local process connecting to the internal
+    port could otherwise show gRPC a relayed connection's peer address.  The
+    proxy binds its port explicitly, and such a port is never shared."""
+    proxy, path, port = stack
+    other = socket.create_server(("127.0.0.1", 0))
+    try:
+        # Control: an implicitly chosen port IS shared with a second destination.
+        with socket.create_connection(other.getsockname()) as plain:
+            shared = plain.getsockname()[1]
+            with _connect_from_port(shared, ("127.0.0.1", port)) as twin:
+                assert twin.getsockname()[1] == shared
+        with grpc.insecure_channel(f"unix:{path}", options=_OPTIONS) as channel:
+            relayed = channel.unary_unary("/test.Peer/Peer")(b"", timeout=10).decode()
+            key = parse_grpc_peer(relayed)
+            assert proxy.lookup(relayed) is not None and key[0] == "127.0.0.1"
+            with pytest.raises(OSError) as info:
+                _connect_from_port(key[1], ("127.0.0.1", port)).close()
+            assert info.value.errno == errno.EADDRNOTAVAIL
+    finally:
+        other.close()
 
 
 def _relay(sock: socket.socket) -> int:

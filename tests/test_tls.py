@@ -16,7 +16,8 @@ import pytest
 from cryptography import x509
 
 from agent.security.identity import Identity, identify, identity_from_cert, name_from_pem
-from agent.security.tls import ServerTls, TlsError, is_loopback
+from agent.config_values import is_loopback
+from agent.security.tls import ServerTls, TlsError
 from tests.certs import Authority, CertFiles, make_pki
 
 _CLIENT_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]  # a new connection per channel
@@ -226,6 +227,24 @@ def test_rotation_applies_to_new_connections(server, pki, live, tmp_path, caplog
     assert old.unary_unary("/test.Tls/Who")(b"", timeout=5) == b"spiffe://test/operator"
     old.close()
     assert [r.getMessage() for r in caplog.records] == ["tls.reloaded"]
+
+
+def test_rotation_reaches_every_port(pki, live):
+    """One ServerTls, two ports: each port's gRPC gets the new configuration."""
+    tls = ServerTls(live["cert"], live["key"], live["ca"])
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    ports = [server.add_secure_port("127.0.0.1:0", tls.credentials()) for _ in range(2)]
+    server.start()
+    try:
+        assert [_handshake(p, pki.viewer, pki.ca.cert_file)[1] for p in ports] == [pki.server.serial] * 2
+        new_server = pki.ca.issue_server("server2")
+        _install(new_server.cert.read_bytes(), live["cert"], 0o644)
+        _install(new_server.key.read_bytes(), live["key"])
+        for _ in range(2):
+            assert [_handshake(p, pki.viewer, pki.ca.cert_file)[1] for p in ports] == [new_server.serial] * 2
+        assert tls.reloads == 1
+    finally:
+        server.stop(None)
 
 
 @pytest.mark.parametrize("breakage", ["garbage_ca", "missing_cert", "wrong_key", "open_key"])

@@ -108,6 +108,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
             caller, rule = self._authorize(method, request, context)
             if not rule.mutating:
                 return behavior(request, context)
+            if self._auditor is not None and not getattr(self._auditor, "healthy", True):
+                # Fail closed: no change to the node that the audit trail cannot record.
+                self._deny(method, request, context, caller, grpc.StatusCode.UNAVAILABLE,
+                           "the audit trail cannot be written; changes are refused until it can")
             t0 = time.monotonic()
             try:
                 response = behavior(request, context)

@@ -22,6 +22,7 @@ _CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
     (errors.NotFound, grpc.StatusCode.NOT_FOUND),
     (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
     (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (errors.Aborted, grpc.StatusCode.ABORTED),
     (errors.AgentError, grpc.StatusCode.FAILED_PRECONDITION),
 ]
 

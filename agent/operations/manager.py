@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from agent.api.interceptors import status_for
-from agent.errors import AgentError, InvalidArgument, NotFound, Unavailable
+from agent.errors import Aborted, AgentError, InvalidArgument, NotFound, Unavailable
 from agent.gen.hostagent.v1 import options_pb2
 from agent.logs import get_logger
 from agent.operations.journal import DuplicateRequest, Journal
@@ -35,7 +35,7 @@ CONFLICT_POLICIES = ("reject", "queue")
 _QUEUED = "waiting for {} to finish"
 
 
-class Conflict(AgentError):
+class Conflict(Aborted):
     """The resource already has an unfinished operation and this kind does
     not queue.  Maps to ABORTED: retry once that operation is done."""
 

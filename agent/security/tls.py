@@ -1,8 +1,8 @@
 """Server-side TLS with mandatory client certificates, reloaded from disk.
 
 ``ServerTls(cert_file, key_file, client_ca_file).credentials()`` gives
-``grpc.ServerCredentials`` whose configuration gRPC asks for again at every
-new connection's handshake.  The fetcher compares each file's
+``grpc.ServerCredentials`` (one per port) whose configuration gRPC asks for
+again at every new connection's handshake.  The fetcher compares each file's
 ``(st_mtime_ns, st_size, st_ino)`` with what it last saw: unchanged means
 "keep the current configuration" (``None``); changed means read, parse and
 check all three files, and hand gRPC the new configuration.  Connections
@@ -19,7 +19,6 @@ TLS 1.0 and 1.1 are refused: gRPC core's minimum is TLS 1.2 (tests hold it).
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import stat
 import threading
@@ -133,7 +132,7 @@ class ServerTls:
         self._lock = threading.Lock()
         self._seen = self._stamps()
         self._material = load_material(*self.paths)
-        self.reloads = 0          # configurations handed to gRPC after the first
+        self.reloads = 0          # new configurations loaded after the first
         self.reload_failures = 0  # changed states of the files that were refused
 
     @property
@@ -145,15 +144,29 @@ class ServerTls:
         return tuple(_stamp(p) for p in self.paths)
 
     def credentials(self) -> grpc.ServerCredentials:
-        return grpc.dynamic_ssl_server_credentials(
-            _configuration(self._material), self._fetch, require_client_authentication=True)
+        """Credentials for ONE ``add_secure_port`` call: each one remembers which
+        configuration its port has, so call this once per port."""
+        with self._lock:
+            material, handed = self._material, self.reloads
 
-    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
-        """Called by gRPC core at each new connection's handshake."""
+        def fetch() -> grpc.ServerCertificateConfiguration | None:
+            """Called by gRPC core at each new connection's handshake on the port."""
+            nonlocal handed
+            current, generation = self._refresh()
+            if generation == handed:
+                return None
+            handed = generation
+            return _configuration(current)
+
+        return grpc.dynamic_ssl_server_credentials(
+            _configuration(material), fetch, require_client_authentication=True)
+
+    def _refresh(self) -> tuple[_Material, int]:
+        """Reload if any file changed; (the good material, its generation)."""
         stamps = self._stamps()
         with self._lock:
             if stamps == self._seen:
-                return None
+                return self._material, self.reloads
             self._seen = stamps
             try:
                 material = load_material(*self.paths)
@@ -161,28 +174,12 @@ class ServerTls:
                 self.reload_failures += 1
                 log.warning("tls.reload_failed", file=exc.path, error=exc.reason,
                             serving_serial=f"{self._material.serial:x}")
-                return None
+                return self._material, self.reloads
             if material == self._material:
-                return None  # touched, not changed
+                return self._material, self.reloads  # touched, not changed
             self._material = material
             self.reloads += 1
+            generation = self.reloads
         log.info("tls.reloaded", cert=self.paths[0], client_ca=self.paths[2],
                  serial=f"{material.serial:x}", not_after=material.not_after)
-        return _configuration(material)
-
-
-def is_loopback(host: str) -> bool:
-    """True for a name or address that never leaves this machine:
-    ``localhost``, ``127.0.0.0/8``, ``::1`` (bracketed or not)."""
-    host = host.strip()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        addr = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.is_loopback
+        return material, generation
