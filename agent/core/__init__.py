@@ -26,7 +26,7 @@ def _load():
 kernels, IMPLEMENTATION, FALLBACK_REASON = _load()
 ingest_column = kernels.ingest_column
 window_stats = kernels.window_stats
+encode_samples = kernels.encode_samples
 
 __all__ = ["IMPLEMENTATION", "FALLBACK_REASON", "STATS_WIDTH", "ingest_column",
-           "window_stats", "kernels", "kernels_py"]
-encode_samples = getattr(kernels, "encode_samples", kernels_py.encode_samples)
+           "window_stats", "encode_samples", "kernels", "kernels_py"]
