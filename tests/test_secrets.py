@@ -189,7 +189,7 @@ def test_pickling_is_refused(secret):
         pickle.dumps({"config": [secret]})
 
 
-def test_equality_is_identity(tmp_path, secret):
+def test_equality_is_identity(secret):
     twin = load_secret(secret.source)
     assert twin.reveal() == secret.reveal()
     assert twin != secret and not (twin == secret)
