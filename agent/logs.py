@@ -192,6 +192,9 @@ def setup_logging(level: str = "info", fmt: str = "logfmt", stream: IO[str] | No
         handler = _EventHandler(target)
         root.addHandler(handler)
     elif handler.stream is not target:
-        handler.setStream(target)
+        try:
+            handler.setStream(target)  # flushes the old stream first
+        except ValueError:  # the old stream is already closed: nothing to flush
+            handler.stream = target
     handler.setFormatter(formatter)
     root.setLevel(levelno)
