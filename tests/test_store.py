@@ -121,3 +121,32 @@ def test_hidden_blocks_are_not_read():
     store.ingest("c", batch(temp={"cpu": 1.0}))
     store.set_visible("c", False)
     assert store.blocks() == [] and store.families() == {}
+
+
+def test_prepared_layouts_skip_key_comparison_and_keep_rates():
+    from array import array
+
+    from agent.telemetry.model import PreparedLayout
+
+    layout = PreparedLayout([(BYTES, (f"tap{i}",)) for i in range(1000)])
+    store = SeriesStore(retention=60)
+    for t, mult in ((0.0, 1), (1.0, 3)):
+        b = Batch()
+        b.add_prepared(layout, raw=array("Q", (mult * 100 * i for i in range(1000))))
+        store.ingest("c", b, mono=t)
+    block = store.blocks()[0]
+    assert block.layout == (layout,)
+    assert block.rate[999] == 2 * 100 * 999  # from 99_900 to 299_700 in 1 s
+    with pytest.raises(ValueError, match="1000 series"):
+        Batch().add_prepared(layout, raw=array("Q", [1, 2]))
+
+
+def test_a_series_marked_fresh_gets_no_rate_from_its_old_value():
+    store = SeriesStore(retention=60)
+    store.ingest("c", batch(bytes={"eth0": 10}), mono=0.0)
+    b = batch(bytes={"eth0": 5_000_000})  # recreated: a big new counter, not a jump
+    b.mark_fresh(0)
+    store.ingest("c", b, mono=1.0)
+    assert math.isnan(rows(store)[("test_bytes_total", ("eth0",))].rate)
+    store.ingest("c", batch(bytes={"eth0": 5_000_100}), mono=2.0)
+    assert rows(store)[("test_bytes_total", ("eth0",))].rate == 100.0

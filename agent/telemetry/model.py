@@ -78,7 +78,7 @@ class Batch:
     order.
     """
 
-    __slots__ = ("keys", "kinds", "raw", "value", "scales")
+    __slots__ = ("keys", "kinds", "raw", "value", "scales", "fresh", "_tokens", "_plain")
 
     def __init__(self) -> None:
         self.keys: list[tuple[FamilyDesc, tuple[str, ...]]] = []
@@ -86,12 +86,43 @@ class Batch:
         self.raw = array("Q")
         self.value = array("d")
         self.scales = array("d")
+        self.fresh: list[int] = []  # series to treat as new: no rate from the old value
+        self._tokens: list[object] = []
+        self._plain = False
+
+    @property
+    def layout(self) -> tuple[object, ...] | None:
+        """Identifies the key list when it was built only from prepared
+        layouts; the store then skips comparing keys one by one."""
+        return None if self._plain or not self._tokens else tuple(self._tokens)
+
+    def add_prepared(self, layout: "PreparedLayout", raw: array | None = None,
+                     value: array | None = None) -> None:
+        """Append a whole prepared layout at once (no Python work per series):
+        ``raw`` for its counters and/or ``value`` for its gauges, in the
+        layout's series order (absent means zeros)."""
+        n = len(layout.keys)
+        if (raw is not None and len(raw) != n) or (value is not None and len(value) != n):
+            raise ValueError(f"prepared layout has {n} series; got raw={len(raw or ())} "
+                             f"value={len(value or ())}")
+        self.keys.extend(layout.keys)
+        self.kinds.extend(layout.kinds)
+        self.raw.extend(raw if raw is not None else layout.zeros_q)
+        self.value.extend(value if value is not None else layout.zeros_d)
+        self.scales.extend(layout.scales)
+        self._tokens.append(layout)
+
+    def mark_fresh(self, index: int) -> None:
+        """Series ``index`` restarted (an interface recreated under the same
+        name): its next rate must not be computed from the old counter."""
+        self.fresh.append(index)
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def gauge(self, family: FamilyDesc, value: float, *labels: str) -> None:
         self._check(family, labels, MetricType.GAUGE)
+        self._plain = True
         self.keys.append((family, labels))
         self.kinds.append(SeriesKind.GAUGE)
         self.raw.append(0)
@@ -101,6 +132,7 @@ class Batch:
     def counter(self, family: FamilyDesc, raw: int, *labels: str) -> None:
         """Add a counter's raw unsigned value (scaled by ``family.scale``)."""
         self._check(family, labels, MetricType.COUNTER)
+        self._plain = True
         self.keys.append((family, labels))
         self.kinds.append(family.kind)
         self.raw.append(int(raw) & 0xFFFFFFFFFFFFFFFF)
@@ -115,3 +147,20 @@ class Batch:
             raise ValueError(
                 f"{family.name}: expected labels {family.label_names}, got {labels}"
             )
+
+
+class PreparedLayout:
+    """A fixed list of series built once and reused while it does not change
+    (e.g. every counter of every interface until a link comes or goes)."""
+
+    __slots__ = ("keys", "kinds", "scales", "zeros_q", "zeros_d", "__weakref__")
+
+    def __init__(self, keys: list[tuple[FamilyDesc, tuple[str, ...]]]) -> None:
+        for family, labels in keys:
+            if len(labels) != len(family.label_names):
+                raise ValueError(f"{family.name}: expected labels {family.label_names}, got {labels}")
+        self.keys = list(keys)
+        self.kinds = array("B", (f.kind for f, _ in keys))
+        self.scales = array("d", (f.scale if f.type is MetricType.COUNTER else 1.0 for f, _ in keys))
+        self.zeros_q = array("Q", bytes(8 * len(keys)))
+        self.zeros_d = array("d", bytes(8 * len(keys)))

@@ -65,14 +65,20 @@ class SeriesBlock:
         self.visible = True  # false while the collector is failing: series go stale
         # Derived from the layout (the keys); cleared whenever it changes.
         self.layout_cache: dict[str, object] = {}
+        self.layout: tuple[object, ...] | None = None  # Batch.layout of the last ingest
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def ingest(self, batch: Batch, wall: float, mono: float) -> None:
         with self.lock:
-            if batch.keys != self.keys:
-                self._relayout(batch)
+            layout = batch.layout
+            if layout is None or layout != self.layout:
+                if batch.keys != self.keys:
+                    self._relayout(batch)
+                self.layout = layout
+            for i in batch.fresh:
+                self.has_prev[i] = 0
             dt = mono - self.last_mono if self.count else 0.0
             col = self.head
             self.resets_total += core.ingest_column(
