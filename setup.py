@@ -1,8 +1,8 @@
-"""Builds the Cython kernels in ext/ into the agent package.
+"""Builds the Cython kernels and the netlink parser in ext/ into the agent package.
 
 Everything else about the package is in pyproject.toml.  Set
-HOSTAGENT_NO_EXTENSIONS=1 at build time to skip the extension (the agent then
-runs its pure-Python twin and says so at start).
+HOSTAGENT_NO_EXTENSIONS=1 at build time to skip the extensions (the agent then
+runs their pure-Python twins and says so at start).
 """
 import os
 
@@ -16,7 +16,8 @@ if os.environ.get("HOSTAGENT_NO_EXTENSIONS", "") in ("", "0"):
     # like their pure-Python twin (the parity tests compare bit for bit).
     flags = ["-O2", "-ffp-contract=off"]
     ext_modules = cythonize(
-        [Extension("agent.core._kernels", ["ext/_kernels.pyx"], extra_compile_args=flags)],
+        [Extension("agent.core._kernels", ["ext/_kernels.pyx"], extra_compile_args=flags),
+         Extension("agent.core._netlink", ["ext/_netlink.pyx"], extra_compile_args=flags)],
         compiler_directives={"language_level": "3"},
     )
 

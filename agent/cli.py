@@ -27,11 +27,11 @@ def _serve(args) -> int:
 
 
 def _check_config(args) -> int:
-    from agent.collectors import BUILTIN
-    from agent.config import ConfigError, config_to_toml, load_config
+    from agent.config import ConfigError, config_to_toml
+    from agent.daemon import load_agent_config
 
     try:
-        cfg = load_config(args.file, known_collectors=BUILTIN.keys())
+        cfg = load_agent_config(args.file)
     except ConfigError as exc:
         print(f"hostagent: invalid config: {exc}", file=sys.stderr)
         return EXIT_USAGE

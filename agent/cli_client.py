@@ -24,10 +24,9 @@ _OPS = {"=": tpb.MATCH_OP_EQUAL, "!=": tpb.MATCH_OP_NOT_EQUAL,
 
 def default_target() -> str:
     """The local agent: its unix socket if present, else its TCP listener."""
-    from agent.collectors import BUILTIN
-    from agent.config import load_config
+    from agent.daemon import load_agent_config
 
-    cfg = load_config(None, known_collectors=BUILTIN.keys())
+    cfg = load_agent_config(None)
     sock = cfg.server.grpc_socket
     if sock and os.path.exists(sock):
         return f"unix:{sock}"
@@ -166,6 +165,11 @@ def inventory(args) -> int:
     for node in c.numa_nodes:
         print(f"  numa {node.id}: {len(node.cpus)} cpus, {node.memory_bytes / 2**30:.1f} GiB")
     print(f"memory:  {m.total_bytes / 2**30:.1f} GiB, swap {m.swap_total_bytes / 2**30:.1f} GiB")
+    for n in inv.nics:
+        extra = f"  {n.pci_address} fw {n.firmware_version}" if n.pci_address else ""
+        speed = f"  {n.speed_mbps} Mb/s" if n.speed_mbps else ""
+        master = f"  in {n.master}" if n.master else ""
+        print(f"nic:     {n.name:<10} {n.kind:<8} {n.mac}  mtu {n.mtu}  {n.driver}{speed}{master}{extra}")
     for d in inv.block_devices:
         kind = "hdd" if d.rotational else "ssd"
         print(f"disk:    {d.name:<10} {d.size_bytes / 1e9:>9.1f} GB  {kind}  {d.transport:<6} "

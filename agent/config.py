@@ -105,6 +105,9 @@ class CollectorConfig:
     enabled: bool = True
     interval: float | None = None
     timeout: float | None = None
+    retention: float | None = None  # history kept for this collector's series
+    # Collector-specific keys (declared in agent.collectors.OPTIONS), validated.
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def resolve(self, telemetry: TelemetryConfig) -> CollectorTiming:
         """Effective interval and timeout.  An inherited timeout is clamped to
@@ -148,7 +151,8 @@ _SECTIONS: Mapping[str, Mapping[str, Callable[[Any], Any]]] = {
                    "workers": count(1, 64)},
 }
 _COLLECTOR: Mapping[str, Callable[[Any], Any]] = {
-    "enabled": bool_, "interval": duration, "timeout": duration}
+    "enabled": bool_, "interval": duration, "timeout": duration,
+    "retention": lambda v: duration(v, MAX_RETENTION)}
 _SECTION_TYPES = {"server": ServerConfig, "log": LogConfig, "telemetry": TelemetryConfig,
                   "tls": TlsConfig, "auth": AuthConfig, "operations": OperationsConfig}
 _TOP_KEYS = (*_TOP, *_SECTIONS, "collectors")
@@ -270,7 +274,9 @@ def _apply(doc: dict[str, Any], overrides: Mapping[str, object]) -> set[str]:
 def load_config(path: str | None, *, overrides: Mapping[str, object] = _NO_OVERRIDES,
                 known_collectors: Iterable[str],
                 default_enabled: Iterable[str] | None = None,
-                env: Mapping[str, str] | None = None) -> Config:
+                env: Mapping[str, str] | None = None,
+                collector_options: Mapping[str, Mapping[str, Callable[[Any], Any]]] | None = None,
+                ) -> Config:
     """Load and validate.  ``overrides`` are dotted keys from command-line
     flags, validated like file values; ``env`` defaults to ``os.environ``."""
     env = os.environ if env is None else env
@@ -301,10 +307,13 @@ def load_config(path: str | None, *, overrides: Mapping[str, object] = _NO_OVERR
     collectors = {}
     for name in sorted(known):
         key = f"collectors.{name}"
-        t = chk.table(tables, name, key, _COLLECTOR)
+        extra = (collector_options or {}).get(name, {})
+        t = chk.table(tables, name, key, (*_COLLECTOR, *extra))
         values = {k: chk.value(f"{key}.{k}", check, t[k])
                   for k, check in _COLLECTOR.items() if k in t}
         values.setdefault("enabled", name in on_by_default)
+        values["options"] = MappingProxyType({k: chk.value(f"{key}.{k}", check, t[k])
+                                              for k, check in extra.items() if k in t})
         collectors[name] = CollectorConfig(**values)
 
     intervals = [("telemetry.interval", telemetry.interval)] + [
@@ -349,6 +358,8 @@ def _toml_value(v: Any) -> str:
         return str(v)
     if isinstance(v, float):  # every float in Config is a duration
         v = format_duration(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
         return "{ " + ", ".join(f"{_toml_value(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
     return '"' + "".join(_TOML_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20
@@ -367,5 +378,6 @@ def config_to_toml(cfg: Config) -> str:
         key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _toml_value(name)
         out += ["", f"[collectors.{key}]"]
         out += [f"{f.name} = {_toml_value(getattr(c, f.name))}"
-                for f in fields(c) if getattr(c, f.name) is not None]
+                for f in fields(c) if getattr(c, f.name) is not None and f.name != "options"]
+        out += [f"{k} = {_toml_value(v)}" for k, v in c.options.items()]
     return "\n".join(out) + "\n"

@@ -209,3 +209,20 @@ def identities(v: Any) -> dict[str, str]:
             raise Invalid(f"{ident}: role {role!r} is not one of {', '.join(ROLES)}")
         out[ident] = role
     return out
+
+
+_NETNS_RE = re.compile(r"[A-Za-z0-9_.-]{1,255}")
+
+
+def netns_list(v: Any) -> tuple[str, ...]:
+    """Network namespace names (as in /run/netns); "" is the agent's own."""
+    if not isinstance(v, list):
+        raise Invalid(f"expected an array of namespace names, got {type_name(v)}")
+    out = []
+    for name in v:
+        if not isinstance(name, str) or (name and not _NETNS_RE.fullmatch(name)) or name in (".", ".."):
+            raise Invalid(f"{name!r} is not a network namespace name")
+        if name in out:
+            raise Invalid(f"{name!r} is listed twice")
+        out.append(name)
+    return tuple(out)

@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 
 from typing import Mapping, Protocol, Sequence
 
@@ -21,7 +22,7 @@ from agent.api.server import INVENTORY, TELEMETRY, build_server
 from agent.api.streams import StreamGate
 from agent.api.telemetry_service import TelemetryService
 from agent.backends.hostfs import HostFS
-from agent.collectors import BUILTIN
+from agent.collectors import BUILTIN, DEFAULT_INTERVALS, DEFAULT_RETENTIONS, OPTIONS
 from agent.collectors.agent import AgentCollector
 from agent.collectors.base import CollectorContext
 from agent.config import Config, ConfigError, load_config, split_hostport
@@ -86,14 +87,18 @@ class Agent:
     def _specs(self, cfg: Config) -> list[CollectorSpec]:
         tel = cfg.telemetry
         specs = [CollectorSpec("agent", self._collectors["agent"], tel.interval, tel.timeout)]
-        ctx = CollectorContext(hostfs=self.hostfs, publish=self._publisher)
         for name, ccfg in sorted(cfg.collectors.items()):
             if not ccfg.enabled:
                 continue
             collector = self._collectors.get(name)
             if collector is None:
+                ctx = CollectorContext(hostfs=self.hostfs, options=ccfg.options, publish=self._publisher)
                 collector = self._collectors[name] = BUILTIN[name](ctx)
+            if ccfg.interval is None and name in DEFAULT_INTERVALS:
+                ccfg = replace(ccfg, interval=DEFAULT_INTERVALS[name])
             timing = ccfg.resolve(tel)
+            self.store.configure(name, timing.interval, own_retention=ccfg.retention
+                                 if ccfg.retention is not None else DEFAULT_RETENTIONS.get(name))
             specs.append(CollectorSpec(name, collector, timing.interval, timing.timeout))
         return specs
 
@@ -196,8 +201,7 @@ class Agent:
     def reload(self) -> None:
         self.notifier.reloading()
         try:
-            cfg = load_config(self.config_path, overrides=self.overrides,
-                              known_collectors=BUILTIN.keys())
+            cfg = load_agent_config(self.config_path, self.overrides)
         except ConfigError as exc:
             log.error("config.reload_failed", error=str(exc), action="keeping the running config")
             self.notifier.ready("reload failed; running with the previous config")
@@ -208,9 +212,8 @@ class Agent:
         self.access.reload(cfg)
         self.store.retention = cfg.telemetry.retention
         self.scheduler.max_backoff = cfg.telemetry.max_backoff
-        for spec in self._specs(cfg):
-            self.store.configure(spec.name, spec.interval, cfg.telemetry.retention)
-        self.scheduler.set_collectors(self._specs(cfg))
+        self.store.retention = cfg.telemetry.retention
+        self.scheduler.set_collectors(self._specs(cfg))  # also resizes each block
         self.cfg = cfg
         self.events.publish("agent.reloaded", Severity.INFO, "agent", "configuration reloaded")
         log.info("config.reloaded", path=self.config_path)
@@ -234,13 +237,26 @@ class Agent:
         if self.metrics is not None:
             self.metrics.close()
         self.scheduler.stop(timeout=1.0)
+        for collector in self._collectors.values():
+            close = getattr(collector, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - stopping anyway
+                    log.exception("collector.close_failed", collector=getattr(collector, "name", "?"))
         log.info("agent.stopped", seconds=round(time.monotonic() - t0, 3))
+
+
+def load_agent_config(path: str | None, overrides: dict | None = None) -> Config:
+    """The config with this build's collectors and their options."""
+    return load_config(path, overrides=overrides or {}, known_collectors=BUILTIN.keys(),
+                       collector_options=OPTIONS)
 
 
 def serve(config_path: str | None, overrides: dict, plugins: Sequence[Plugin] = ()) -> int:
     """Entry point of ``hostagent serve``: validate config, then run."""
     try:
-        cfg = load_config(config_path, overrides=overrides, known_collectors=BUILTIN.keys())
+        cfg = load_agent_config(config_path, overrides)
     except ConfigError as exc:
         setup_logging("info", "logfmt")
         log.error("config.invalid", error=str(exc))

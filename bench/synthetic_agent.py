@@ -13,9 +13,7 @@ import time
 
 import psutil
 
-from agent.collectors import BUILTIN
-from agent.config import load_config
-from agent.daemon import Agent
+from agent.daemon import Agent, load_agent_config
 from agent.logs import setup_logging
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 from agent.telemetry.store import history_slots
@@ -45,7 +43,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, required=True)
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="hostagent-bench-")
-    cfg = load_config(None, known_collectors=BUILTIN.keys(), overrides={
+    cfg = load_agent_config(None, overrides={
         "server.grpc_listen": "127.0.0.1:0", "server.metrics_listen": "",
         "server.grpc_socket": f"{tmp}/grpc.sock", "state_dir": f"{tmp}/state", "log.level": "warning"})
     setup_logging("warning")

@@ -288,3 +288,10 @@ def test_shutdown_ends_streams_with_unavailable(api):
         next(call)
     assert err.value.code() is grpc.StatusCode.UNAVAILABLE
     assert "shutting down" in err.value.details()
+
+
+def test_window_longer_than_a_collectors_own_retention_is_refused(api):
+    api.store.configure("hwmon", 1.0, own_retention=30.0)
+    code, details = code_and_details(lambda: get(api, ["node_hwmon_temp_celsius"], window=60))
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "retention of 30s" in details
+    assert get(api, ["node_cpu_seconds_total"], window=60).families  # cpu keeps 600 s

@@ -61,6 +61,8 @@ def test_inventory_shows_this_host(agent):
     assert os.uname().nodename in result.stdout and os.uname().release in result.stdout
     doc = json.loads(cli(agent, "inventory", "--json").stdout)
     assert int(doc["cpu"]["threads"]) == os.cpu_count()
+    assert sorted(n["name"] for n in doc.get("nics", [])) == sorted(
+        n for n in os.listdir("/sys/class/net") if n != "lo")
 
 
 def test_unreachable_agent_exits_three(agent, tmp_path):

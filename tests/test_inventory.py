@@ -250,6 +250,7 @@ def test_udev_data_and_disk_names():
     (model.HostInfo, pb.HostInfo), (model.DmiInfo, pb.DmiInfo), (model.NumaNode, pb.NumaNode),
     (model.CpuInfo, pb.CpuInfo), (model.MemoryInfo, pb.MemoryInfo),
     (model.BlockDevice, pb.BlockDevice), (model.NodeInventory, pb.NodeInventory),
+    (__import__("agent.inventory.nics", fromlist=["Nic"]).Nic, pb.Nic),
 ])
 def test_model_mirrors_proto(dc, msg):
     names = {f.name for f in dataclasses.fields(dc)} - {"failed_parts"}

@@ -150,3 +150,12 @@ def test_a_series_marked_fresh_gets_no_rate_from_its_old_value():
     assert math.isnan(rows(store)[("test_bytes_total", ("eth0",))].rate)
     store.ingest("c", batch(bytes={"eth0": 5_000_100}), mono=2.0)
     assert rows(store)[("test_bytes_total", ("eth0",))].rate == 100.0
+
+
+def test_a_collector_can_keep_less_history_than_the_default():
+    store = SeriesStore(retention=900)
+    store.configure("netdev", 1.0, own_retention=120.0)
+    store.configure("netdev", 1.0)  # a later plain configure keeps the override
+    store.ingest("netdev", batch(temp={"cpu": 1.0}), mono=0.0)
+    assert store.blocks()[0].cap == history_slots(120, 1.0)
+    assert store.retention_of("netdev") == 120 and store.retention_of("cpu") == 900

@@ -62,4 +62,12 @@ def inventory_to_proto(inv: NodeInventory) -> pb.NodeInventory:
         memory=memory_to_proto(inv.memory),
         block_devices=[block_device_to_proto(b) for b in inv.block_devices],
         collected_at=_timestamp(inv.collected_at),
+        nics=[nic_to_proto(n) for n in inv.nics],
     )
+
+
+def nic_to_proto(n) -> pb.Nic:
+    return pb.Nic(name=n.name, mac=n.mac, kind=n.kind, pci_address=n.pci_address, driver=n.driver,
+                  firmware_version=n.firmware_version, speed_mbps=n.speed_mbps or 0, mtu=n.mtu,
+                  master=n.master, vf_count=n.vf_count, vf_macs=list(n.vf_macs),
+                  numa_node=-1 if n.numa_node is None else n.numa_node)

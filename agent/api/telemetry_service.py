@@ -39,7 +39,7 @@ class TelemetryService(pb_grpc.TelemetryServicer):
         selector = convert.selector_from_proto(request.selector)
         self._query.check_names(selector)
         window = convert.optional_duration(request, "window")
-        self._query.check_window(window)
+        self._query.check_window(window, selector=selector)
         now = time.time()
         return encode.get_metrics_response(encode.encode_families(self._query.store, selector, window), now)
 
@@ -53,7 +53,7 @@ class TelemetryService(pb_grpc.TelemetryServicer):
         if heartbeat < interval:
             raise InvalidArgument("heartbeat", "must not be shorter than interval")
         window = convert.optional_duration(request, "window")
-        self._query.check_window(window)
+        self._query.check_window(window, selector=selector)
         if request.mode not in pb.StreamMode.values():
             raise InvalidArgument("mode", f"unknown stream mode {request.mode}")
         on_change = request.mode == pb.STREAM_MODE_ON_CHANGE

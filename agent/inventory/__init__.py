@@ -23,7 +23,7 @@ import time
 from typing import Callable, TypeVar
 
 from agent.backends.hostfs import HostFS
-from agent.inventory import block, cpu, dmi, host, memory
+from agent.inventory import block, cpu, dmi, host, memory, nics
 from agent.inventory.host import SystemInfo, SystemProvider, local_system
 from agent.inventory.model import (BlockDevice, CpuInfo, DmiInfo, HostInfo, HostRole,
                                    MemoryInfo, NodeInventory, NumaNode)
@@ -63,6 +63,7 @@ def collect_inventory(hostfs: HostFS, system: SystemProvider | None = None) -> N
         cpu=_part("cpu", lambda: cpu.collect_cpu(hostfs), CpuInfo(), failed),
         memory=_part("memory", lambda: memory.collect_memory(hostfs), MemoryInfo(), failed),
         block_devices=_part("block", lambda: block.collect_block_devices(hostfs), (), failed),
+        nics=_part("nics", lambda: tuple(nics.collect_nics(hostfs)), (), failed),
         collected_at=time.time(),
         failed_parts=tuple(failed),
     )

@@ -103,6 +103,7 @@ class NodeInventory:
     memory: MemoryInfo = MemoryInfo()
     block_devices: tuple[BlockDevice, ...] = ()
     collected_at: float = 0.0
+    nics: tuple["Nic", ...] = ()  # agent.inventory.nics.Nic
     # Not in the proto: names of the parts whose collection raised (their
     # values above are the empty defaults).  For logs and tests.
     failed_parts: tuple[str, ...] = ()

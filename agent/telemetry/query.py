@@ -110,14 +110,21 @@ class MetricsQuery:
             if not is_glob(name) and name not in known:
                 raise InvalidArgument(f"{field_prefix}.names[{i}]", f"unknown metric {name!r}")
 
-    def check_window(self, window: float | None, field_name: str = "window") -> None:
+    def check_window(self, window: float | None, field_name: str = "window",
+                     selector: Selector | None = None) -> None:
+        """A window must fit the history of every selected family's collector."""
         if window is None:
             return
         if window <= 0:
             raise InvalidArgument(field_name, "must be positive")
-        if window > self.store.retention:
+        retention = self.store.retention
+        if selector is not None:
+            for name, (_, collector) in self.store.families().items():
+                if selector.wants_family(name):
+                    retention = min(retention, self.store.retention_of(collector))
+        if window > retention:
             raise InvalidArgument(
-                field_name, f"{window:g}s exceeds the retention of {self.store.retention:g}s")
+                field_name, f"{window:g}s exceeds the retention of {retention:g}s")
 
     def list_families(self, selector: Selector) -> list[tuple[FamilyDesc, str]]:
         fams = self.store.families()

@@ -179,14 +179,25 @@ class SeriesStore:
         self._lock = threading.Lock()
         self._blocks: dict[str, SeriesBlock] = {}
         self._intervals: dict[str, float] = {}
+        self._retentions: dict[str, float] = {}  # per-collector overrides
 
-    def configure(self, collector: str, interval: float, retention: float | None = None) -> None:
-        """Create or resize a collector's block for its interval."""
+    def retention_of(self, collector: str) -> float:
+        return self._retentions.get(collector, self.retention)
+
+    def configure(self, collector: str, interval: float, retention: float | None = None,
+                  own_retention: float | None | object = ...) -> None:
+        """Create or resize a collector's block for its interval.  ``retention``
+        changes the default for all; ``own_retention`` overrides it for this
+        collector (netdev at 1 s keeps less history per series)."""
         if retention is not None:
             self.retention = retention
         with self._lock:
             self._intervals[collector] = interval
-            cap = history_slots(self.retention, interval)
+            if own_retention is None:
+                self._retentions.pop(collector, None)
+            elif own_retention is not ...:  # ... keeps what was configured
+                self._retentions[collector] = own_retention  # type: ignore[assignment]
+            cap = history_slots(self.retention_of(collector), interval)
             block = self._blocks.get(collector)
             if block is None:
                 self._blocks[collector] = SeriesBlock(collector, cap)
@@ -200,7 +211,7 @@ class SeriesStore:
             if block is None:
                 interval = self._intervals.get(collector, 5.0)
                 block = self._blocks[collector] = SeriesBlock(
-                    collector, history_slots(self.retention, interval))
+                    collector, history_slots(self.retention_of(collector), interval))
         block.ingest(batch, time.time() if wall is None else wall,
                      time.monotonic() if mono is None else mono)
         block.visible = True

@@ -35,20 +35,22 @@ class GetInventoryResponse(_message.Message):
     def __init__(self, inventory: _Optional[_Union[NodeInventory, _Mapping]] = ...) -> None: ...
 
 class NodeInventory(_message.Message):
-    __slots__ = ("host", "dmi", "cpu", "memory", "block_devices", "collected_at")
+    __slots__ = ("host", "dmi", "cpu", "memory", "block_devices", "collected_at", "nics")
     HOST_FIELD_NUMBER: _ClassVar[int]
     DMI_FIELD_NUMBER: _ClassVar[int]
     CPU_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
     BLOCK_DEVICES_FIELD_NUMBER: _ClassVar[int]
     COLLECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    NICS_FIELD_NUMBER: _ClassVar[int]
     host: HostInfo
     dmi: DmiInfo
     cpu: CpuInfo
     memory: MemoryInfo
     block_devices: _containers.RepeatedCompositeFieldContainer[BlockDevice]
     collected_at: _timestamp_pb2.Timestamp
-    def __init__(self, host: _Optional[_Union[HostInfo, _Mapping]] = ..., dmi: _Optional[_Union[DmiInfo, _Mapping]] = ..., cpu: _Optional[_Union[CpuInfo, _Mapping]] = ..., memory: _Optional[_Union[MemoryInfo, _Mapping]] = ..., block_devices: _Optional[_Iterable[_Union[BlockDevice, _Mapping]]] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    nics: _containers.RepeatedCompositeFieldContainer[Nic]
+    def __init__(self, host: _Optional[_Union[HostInfo, _Mapping]] = ..., dmi: _Optional[_Union[DmiInfo, _Mapping]] = ..., cpu: _Optional[_Union[CpuInfo, _Mapping]] = ..., memory: _Optional[_Union[MemoryInfo, _Mapping]] = ..., block_devices: _Optional[_Iterable[_Union[BlockDevice, _Mapping]]] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ...) -> None: ...
 
 class HostInfo(_message.Message):
     __slots__ = ("hostname", "machine_id", "kernel_release", "kernel_version", "architecture", "os_name", "os_id", "os_version", "boot_time", "role", "virtualization")
@@ -175,3 +177,31 @@ class BlockDevice(_message.Message):
     physical_block_size: int
     transport: str
     def __init__(self, name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., model: _Optional[str] = ..., vendor: _Optional[str] = ..., serial: _Optional[str] = ..., rotational: _Optional[bool] = ..., wwn: _Optional[str] = ..., removable: _Optional[bool] = ..., logical_block_size: _Optional[int] = ..., physical_block_size: _Optional[int] = ..., transport: _Optional[str] = ...) -> None: ...
+
+class Nic(_message.Message):
+    __slots__ = ("name", "mac", "kind", "pci_address", "driver", "firmware_version", "speed_mbps", "mtu", "master", "vf_count", "vf_macs", "numa_node")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PCI_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_FIELD_NUMBER: _ClassVar[int]
+    FIRMWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPEED_MBPS_FIELD_NUMBER: _ClassVar[int]
+    MTU_FIELD_NUMBER: _ClassVar[int]
+    MASTER_FIELD_NUMBER: _ClassVar[int]
+    VF_COUNT_FIELD_NUMBER: _ClassVar[int]
+    VF_MACS_FIELD_NUMBER: _ClassVar[int]
+    NUMA_NODE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    mac: str
+    kind: str
+    pci_address: str
+    driver: str
+    firmware_version: str
+    speed_mbps: int
+    mtu: int
+    master: str
+    vf_count: int
+    vf_macs: _containers.RepeatedScalarFieldContainer[str]
+    numa_node: int
+    def __init__(self, name: _Optional[str] = ..., mac: _Optional[str] = ..., kind: _Optional[str] = ..., pci_address: _Optional[str] = ..., driver: _Optional[str] = ..., firmware_version: _Optional[str] = ..., speed_mbps: _Optional[int] = ..., mtu: _Optional[int] = ..., master: _Optional[str] = ..., vf_count: _Optional[int] = ..., vf_macs: _Optional[_Iterable[str]] = ..., numa_node: _Optional[int] = ...) -> None: ...
