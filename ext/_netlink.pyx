@@ -200,3 +200,26 @@ def parse_stats_dump(buf):
             raise _error(&w) if w.status != _OK else RuntimeError(
                 "buffer changed while being parsed")
     return ifindex, counters
+
+
+def last_message_type(buf, Py_ssize_t start, Py_ssize_t end):
+    """``last_message_type`` of the twin: a walk over message headers only."""
+    cdef const unsigned char[::1] view = buf
+    if not (0 <= start <= end <= view.shape[0]):
+        raise ValueError(f"range {start}:{end} outside a buffer of {view.shape[0]} bytes")
+    cdef const unsigned char *p = &view[0] if view.shape[0] else NULL
+    cdef Py_ssize_t off = start
+    cdef uint32_t length
+    cdef long last = -1
+    with nogil:
+        while off < end:
+            if end - off < 16:
+                last = -1
+                break
+            length = _u32(p + off)
+            last = _u16(p + off + 4)
+            if length < 16 or length > <uint32_t>(end - off):
+                last = -1
+                break
+            off += (length + 3) & ~(<Py_ssize_t>3)
+    return last

@@ -349,3 +349,22 @@ def test_bytearray_rewritten_while_parsed(cnl):
     finally:
         stop.set()
         t.join()
+
+
+@given(messages=st.lists(st.tuples(st.sampled_from([1, 2, 3, 92, 16]), st.binary(max_size=64)),
+                        max_size=20), data=st.data())
+@settings(max_examples=200, deadline=None)
+def test_last_message_type_agrees(cnl, messages, data):
+    buf = b"".join(wire.pack_message(kind, payload) for kind, payload in messages)
+    cut = data.draw(st.integers(0, len(buf)))
+    garbled = bytearray(buf)
+    if garbled:
+        garbled[data.draw(st.integers(0, len(buf) - 1))] ^= 0xFF
+    for b in (buf, bytes(garbled)):
+        for start, end in ((0, len(b)), (0, cut), (cut, len(b))):
+            assert cnl.last_message_type(bytearray(b), start, end) == wire.last_message_type(b, start, end)
+    if messages:
+        assert wire.last_message_type(buf, 0, len(buf)) == messages[-1][0]
+    for mod in (wire, cnl):
+        with pytest.raises(ValueError):
+            mod.last_message_type(buf, 0, len(buf) + 1)

@@ -16,7 +16,7 @@ from array import array
 from agent.backends.netns import call_in_netns
 
 from agent.core import netlink_py as wire
-from agent.core import parse_stats_dump
+from agent.core import last_message_type, parse_stats_dump
 
 _RCVBUF = 4 << 20
 # The kernel sizes dump datagrams after the largest recv() buffer it has seen,
@@ -141,18 +141,9 @@ def _last_type(buf: bytearray, start: int, end: int, seq: int) -> int | None:
     when it is empty or its first message is not of sequence ``seq`` (it is
     dropped); ``_MALFORMED`` when its lengths do not add up (that ends the
     dump, and the parser reports it)."""
-    unpack = wire.NLMSGHDR.unpack_from
-    if start == end or (end - start >= _HDR and unpack(buf, start)[3] != seq):
+    if start == end or (end - start >= _HDR and wire.NLMSGHDR.unpack_from(buf, start)[3] != seq):
         return None
-    off, last = start, _MALFORMED
-    while off < end:
-        if end - off < _HDR:
-            return _MALFORMED
-        length, last = unpack(buf, off)[:2]
-        if length < _HDR or length > end - off:
-            return _MALFORMED
-        off += (length + 3) & ~3
-    return last
+    return last_message_type(buf, start, end)  # -1 is _MALFORMED
 
 
 def stats(netns: str | None = None) -> tuple[array, array]:

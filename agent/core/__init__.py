@@ -37,8 +37,9 @@ encode_samples = kernels.encode_samples
 
 netlink, NETLINK_IMPLEMENTATION, NETLINK_FALLBACK_REASON = _load("_netlink", netlink_py)
 parse_stats_dump = netlink.parse_stats_dump
+last_message_type = netlink.last_message_type
 
 __all__ = ["IMPLEMENTATION", "FALLBACK_REASON", "STATS_WIDTH", "ingest_column",
            "window_stats", "encode_samples", "kernels", "kernels_py",
            "NETLINK_IMPLEMENTATION", "NETLINK_FALLBACK_REASON", "STATS_FIELDS",
-           "NetlinkError", "parse_stats_dump", "netlink", "netlink_py"]
+           "NetlinkError", "parse_stats_dump", "last_message_type", "netlink", "netlink_py"]

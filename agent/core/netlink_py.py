@@ -151,6 +151,24 @@ def _row(mv, off: int, length: int, ifindex: array, counters: array) -> None:
 
 # -- encoders: the request, and synthetic dumps for tests and benchmarks ------
 
+def last_message_type(buf, start: int, end: int) -> int:
+    """Type of the last message of the datagram ``buf[start:end]`` (how a
+    dump reader knows the datagram ended the dump); -1 when the message
+    lengths do not add up or the range is empty.  Raises ValueError when the
+    range is outside ``buf``."""
+    if not 0 <= start <= end <= len(buf):
+        raise ValueError(f"range {start}:{end} outside a buffer of {len(buf)} bytes")
+    off, last = start, -1
+    while off < end:
+        if end - off < NLMSGHDR.size:
+            return -1
+        length, last = NLMSGHDR.unpack_from(buf, off)[:2]
+        if length < NLMSGHDR.size or length > end - off:
+            return -1
+        off += align(length)
+    return last
+
+
 def pack_message(kind: int, payload: bytes, *, flags: int = 0, seq: int = 0,
                  pid: int = 0) -> bytes:
     """One netlink message, padded to 4 bytes."""

@@ -76,19 +76,27 @@ class Batch:
     unsigned integer value and ``value[i]`` a gauge's float (the other column
     is 0 for that series).  Label values are given in ``family.label_names``
     order.
+
+    Prepared layouts (``add_prepared``) are kept as segments and copied into
+    the columns only if someone reads the columns: when the store already
+    holds that layout it folds each segment in directly, so a 100k-series
+    collection costs no copy at all.
     """
 
-    __slots__ = ("keys", "kinds", "raw", "value", "scales", "fresh", "_tokens", "_plain")
+    __slots__ = ("_keys", "_kinds", "_raw", "_value", "_scales", "fresh", "segments",
+                 "_tokens", "_plain", "_size")
 
     def __init__(self) -> None:
-        self.keys: list[tuple[FamilyDesc, tuple[str, ...]]] = []
-        self.kinds = array("B")
-        self.raw = array("Q")
-        self.value = array("d")
-        self.scales = array("d")
+        self._keys: list[tuple[FamilyDesc, tuple[str, ...]]] = []
+        self._kinds = array("B")
+        self._raw = array("Q")
+        self._value = array("d")
+        self._scales = array("d")
         self.fresh: list[int] = []  # series to treat as new: no rate from the old value
+        self.segments: list[tuple[PreparedLayout, array, array]] = []  # not yet in the columns
         self._tokens: list[object] = []
         self._plain = False
+        self._size = 0
 
     @property
     def layout(self) -> tuple[object, ...] | None:
@@ -96,21 +104,40 @@ class Batch:
         layouts; the store then skips comparing keys one by one."""
         return None if self._plain or not self._tokens else tuple(self._tokens)
 
+    @property
+    def segments_only(self) -> bool:
+        """True when every series is still in an uncopied prepared segment."""
+        return not self._plain and len(self.segments) == len(self._tokens)
+
+    def _flush(self) -> None:
+        for layout, raw, value in self.segments:
+            self._keys.extend(layout.keys)
+            self._kinds.extend(layout.kinds)
+            self._raw.extend(raw)
+            self._value.extend(value)
+            self._scales.extend(layout.scales)
+        self.segments = []
+
+    keys = property(lambda self: (self._flush(), self._keys)[1])
+    kinds = property(lambda self: (self._flush(), self._kinds)[1])
+    raw = property(lambda self: (self._flush(), self._raw)[1])
+    value = property(lambda self: (self._flush(), self._value)[1])
+    scales = property(lambda self: (self._flush(), self._scales)[1])
+
     def add_prepared(self, layout: "PreparedLayout", raw: array | None = None,
                      value: array | None = None) -> None:
         """Append a whole prepared layout at once (no Python work per series):
         ``raw`` for its counters and/or ``value`` for its gauges, in the
-        layout's series order (absent means zeros)."""
+        layout's series order (absent means zeros).  The arrays must not be
+        changed until the batch is ingested."""
         n = len(layout.keys)
         if (raw is not None and len(raw) != n) or (value is not None and len(value) != n):
             raise ValueError(f"prepared layout has {n} series; got raw={len(raw or ())} "
                              f"value={len(value or ())}")
-        self.keys.extend(layout.keys)
-        self.kinds.extend(layout.kinds)
-        self.raw.extend(raw if raw is not None else layout.zeros_q)
-        self.value.extend(value if value is not None else layout.zeros_d)
-        self.scales.extend(layout.scales)
+        self.segments.append((layout, raw if raw is not None else layout.zeros_q,
+                              value if value is not None else layout.zeros_d))
         self._tokens.append(layout)
+        self._size += n
 
     def mark_fresh(self, index: int) -> None:
         """Series ``index`` restarted (an interface recreated under the same
@@ -118,26 +145,30 @@ class Batch:
         self.fresh.append(index)
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return self._size
 
     def gauge(self, family: FamilyDesc, value: float, *labels: str) -> None:
         self._check(family, labels, MetricType.GAUGE)
+        self._flush()
         self._plain = True
-        self.keys.append((family, labels))
-        self.kinds.append(SeriesKind.GAUGE)
-        self.raw.append(0)
-        self.value.append(float(value))
-        self.scales.append(1.0)
+        self._keys.append((family, labels))
+        self._kinds.append(SeriesKind.GAUGE)
+        self._raw.append(0)
+        self._value.append(float(value))
+        self._scales.append(1.0)
+        self._size += 1
 
     def counter(self, family: FamilyDesc, raw: int, *labels: str) -> None:
         """Add a counter's raw unsigned value (scaled by ``family.scale``)."""
         self._check(family, labels, MetricType.COUNTER)
+        self._flush()
         self._plain = True
-        self.keys.append((family, labels))
-        self.kinds.append(family.kind)
-        self.raw.append(int(raw) & 0xFFFFFFFFFFFFFFFF)
-        self.value.append(0.0)
-        self.scales.append(family.scale)
+        self._keys.append((family, labels))
+        self._kinds.append(family.kind)
+        self._raw.append(int(raw) & 0xFFFFFFFFFFFFFFFF)
+        self._value.append(0.0)
+        self._scales.append(family.scale)
+        self._size += 1
 
     @staticmethod
     def _check(family: FamilyDesc, labels: tuple[str, ...], expected: MetricType) -> None:

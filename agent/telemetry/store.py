@@ -73,7 +73,8 @@ class SeriesBlock:
     def ingest(self, batch: Batch, wall: float, mono: float) -> None:
         with self.lock:
             layout = batch.layout
-            if layout is None or layout != self.layout:
+            same = layout is not None and layout == self.layout
+            if not same:
                 if batch.keys != self.keys:
                     self._relayout(batch)
                 self.layout = layout
@@ -81,13 +82,29 @@ class SeriesBlock:
                 self.has_prev[i] = 0
             dt = mono - self.last_mono if self.count else 0.0
             col = self.head
-            self.resets_total += core.ingest_column(
-                batch.kinds, batch.raw, batch.value, batch.scales, self.prev_raw,
-                self.has_prev, dt, self.hist, self.cap, col, self.value, self.rate)
+            if same and batch.segments_only:
+                self._ingest_segments(batch, dt, col)
+            else:
+                self.resets_total += core.ingest_column(
+                    batch.kinds, batch.raw, batch.value, batch.scales, self.prev_raw,
+                    self.has_prev, dt, self.hist, self.cap, col, self.value, self.rate)
             self.ts[col] = mono
             self.head = (col + 1) % self.cap
             self.count = min(self.count + 1, self.cap)
             self.last_wall, self.last_mono = wall, mono
+
+    def _ingest_segments(self, batch: Batch, dt: float, col: int) -> None:
+        """The layout is unchanged: fold each prepared segment straight into
+        its slice of the columns, without copying the batch first."""
+        cap, off = self.cap, 0
+        prev, has, hist = memoryview(self.prev_raw), memoryview(self.has_prev), memoryview(self.hist)
+        value, rate = memoryview(self.value), memoryview(self.rate)
+        for layout, raw, vals in batch.segments:
+            end = off + len(layout.keys)
+            self.resets_total += core.ingest_column(
+                layout.kinds, raw, vals, layout.scales, prev[off:end], has[off:end], dt,
+                hist[off * cap:end * cap], cap, col, value[off:end], rate[off:end])
+            off = end
 
     def _relayout(self, batch: Batch) -> None:
         """The set of series changed: keep the state of series that stayed."""
