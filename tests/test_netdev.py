@@ -137,3 +137,36 @@ def test_churn_of_a_thousand_interfaces_leaks_nothing(pair):
         assert fd_count() <= baseline_fds + 2
     finally:
         h.close()
+
+
+def test_agent_watches_a_configured_namespace_end_to_end(pair, tmp_path):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from agent.gen.hostagent.v1 import telemetry_pb2 as pb, telemetry_pb2_grpc
+    from tests.agent_process import AgentProcess
+
+    a, b = pair
+    config = f'[collectors.netdev]\nnamespaces = ["", "{a}"]\n'
+    with AgentProcess(tmp_path, config=config) as agent:
+        agent.wait_ready()
+        with agent.channel() as ch:
+            events = telemetry_pb2_grpc.TelemetryStub(ch).WatchEvents(
+                pb.WatchEventsRequest(kinds=["link.*"]), timeout=30)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:  # the first collection opens the watchers
+                with urllib.request.urlopen(agent.metrics_url, timeout=5) as resp:
+                    text = resp.read().decode()
+                if f'netns="{a}"' in text:
+                    break
+                time.sleep(0.2)
+            t0 = time.monotonic()
+            ip("link", "set", "veth0", "down", ns=a)
+            got = next(e for e in events if e.labels["device"] == "veth0")
+            assert got.kind == "link.down" and got.labels["netns"] == a and time.monotonic() - t0 < 1.5
+            events.cancel()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    devices = {(s.labels["device"], s.labels["netns"]) for s in fams["node_network_receive_bytes"].samples}
+    assert ("veth0", a) in devices and ("lo", a) in devices
+    assert any(ns == "" for _, ns in devices)  # the agent's own namespace too
