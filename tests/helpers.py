@@ -30,3 +30,23 @@ def batch_raw(batch: Batch) -> dict[SeriesKey, int]:
 
 def batch_families(batch: Batch) -> dict[str, FamilyDesc]:
     return {family.name: family for family, _ in batch.keys}
+
+
+def load_impl(twin, extension: str):
+    """The module under test: the twin for "python", else the Cython
+    extension ``agent.core.<extension>``.  A missing extension skips, or fails
+    when HOSTAGENT_REQUIRE_EXTENSIONS=1 (CI insists on it)."""
+    import importlib
+    import os
+
+    import pytest
+
+    if extension is None:
+        return twin
+    try:
+        return importlib.import_module(f"agent.core.{extension}")
+    except ImportError as exc:
+        msg = f"Cython module {extension} not built ({exc}); run: python setup.py build_ext --inplace"
+        if os.environ.get("HOSTAGENT_REQUIRE_EXTENSIONS", "") not in ("", "0"):
+            pytest.fail(msg)
+        pytest.skip(msg)

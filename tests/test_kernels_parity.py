@@ -9,11 +9,11 @@ as a skip).
 from __future__ import annotations
 
 import math
-import os
 import struct
 from array import array
 
 import pytest
+from tests.helpers import load_impl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,17 +27,7 @@ WIDTH = kernels_py.STATS_WIDTH
 
 
 def load(name: str):
-    if name == "python":
-        return kernels_py
-    try:
-        from agent.core import _kernels
-    except ImportError as exc:
-        msg = (f"Cython kernels not built ({exc}); "
-               "run: python setup.py build_ext --inplace")
-        if os.environ.get("HOSTAGENT_REQUIRE_EXTENSIONS", "") not in ("", "0"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return _kernels
+    return load_impl(kernels_py, None if name == "python" else "_kernels")
 
 
 @pytest.fixture(params=["python", "cython"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import random
 import struct
 import threading
@@ -18,6 +17,7 @@ from array import array
 from pathlib import Path
 
 import pytest
+from tests.helpers import load_impl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,17 +30,7 @@ U64 = 2**64 - 1
 
 
 def load(name: str):
-    if name == "python":
-        return wire
-    try:
-        from agent.core import _netlink
-    except ImportError as exc:
-        msg = (f"Cython netlink parser not built ({exc}); "
-               "run: python setup.py build_ext --inplace")
-        if os.environ.get("HOSTAGENT_REQUIRE_EXTENSIONS", "") not in ("", "0"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return _netlink
+    return load_impl(wire, None if name == "python" else "_netlink")
 
 
 @pytest.fixture(params=["python", "cython"])

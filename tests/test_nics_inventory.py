@@ -7,7 +7,6 @@ import dataclasses
 import errno
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -15,6 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.netns import netns
 
 from agent.backends.ethtool import DRVINFO, ETHTOOL_GDRVINFO, DrvInfo, drvinfo, parse_drvinfo
 from agent.backends.hostfs import HostFS
@@ -38,12 +39,8 @@ def fake_drvinfo(answers: dict[str, DrvInfo]):
 
 @pytest.fixture
 def ns():
-    name = f"hostagent-test-{secrets.token_hex(4)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
+    with netns() as name:
         yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def ip(ns: str, *args: str) -> None:
