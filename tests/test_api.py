@@ -250,7 +250,9 @@ def test_watch_events_filters_and_replays(api):
     got = []
 
     def publish():
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while api.events.subscribers == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the server subscribes when its handler starts
         api.events.publish("collector.recovered", Severity.INFO, "ipmi", "ok")  # below min severity
         api.events.publish("link.down", Severity.ERROR, "netdev", "eth0 down")  # other kind
         api.events.publish("collector.failed", Severity.ERROR, "gpu", "NVML lost GPU 3", gpu="3")
