@@ -75,6 +75,7 @@ class Agent:
         self._collectors: dict[str, object] = {
             "agent": AgentCollector(self.scheduler, self.store, self.events,
                                     lambda: self.streams.active)}
+        self._options: dict[str, object] = {}  # options each cached collector was built with
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.grpc = None
@@ -89,11 +90,15 @@ class Agent:
         specs = [CollectorSpec("agent", self._collectors["agent"], tel.interval, tel.timeout)]
         for name, ccfg in sorted(cfg.collectors.items()):
             if not ccfg.enabled:
+                self._close_collector(name)
                 continue
+            if name in self._collectors and self._options.get(name) != ccfg.options:
+                self._close_collector(name)  # new options (e.g. namespaces): a fresh instance
             collector = self._collectors.get(name)
             if collector is None:
                 ctx = CollectorContext(hostfs=self.hostfs, options=ccfg.options, publish=self._publisher)
                 collector = self._collectors[name] = BUILTIN[name](ctx)
+                self._options[name] = ccfg.options
             if ccfg.interval is None and name in DEFAULT_INTERVALS:
                 ccfg = replace(ccfg, interval=DEFAULT_INTERVALS[name])
             timing = ccfg.resolve(tel)
@@ -101,6 +106,17 @@ class Agent:
                                  if ccfg.retention is not None else DEFAULT_RETENTIONS.get(name))
             specs.append(CollectorSpec(name, collector, timing.interval, timing.timeout))
         return specs
+
+    def _close_collector(self, name: str) -> None:
+        """Release what a collector holds (netlink sockets, watcher threads)."""
+        collector = self._collectors.pop(name, None)
+        self._options.pop(name, None)
+        close = getattr(collector, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - stopping it anyway
+                log.exception("collector.close_failed", collector=name)
 
     def _publisher(self, kind: str, severity: Severity, source: str, message: str, **labels):
         return self.events.publish(kind, severity, source, message, **labels)
@@ -237,13 +253,8 @@ class Agent:
         if self.metrics is not None:
             self.metrics.close()
         self.scheduler.stop(timeout=1.0)
-        for collector in self._collectors.values():
-            close = getattr(collector, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # noqa: BLE001 - stopping anyway
-                    log.exception("collector.close_failed", collector=getattr(collector, "name", "?"))
+        for name in list(self._collectors):
+            self._close_collector(name)
         log.info("agent.stopped", seconds=round(time.monotonic() - t0, 3))
 
 
