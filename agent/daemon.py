@@ -26,7 +26,7 @@ from agent.collectors import BUILTIN, DEFAULT_INTERVALS, DEFAULT_RETENTIONS, OPT
 from agent.collectors.agent import AgentCollector
 from agent.collectors.base import CollectorContext
 from agent.config import Config, ConfigError, load_config, split_hostport
-from agent.exposition import MetricsServer, make_registry
+from agent.exposition import MetricsServer
 from agent.inventory import InventoryCache
 from agent.gen.hostagent.v1 import operations_pb2
 from agent.logs import get_logger, setup_logging
@@ -135,7 +135,7 @@ class Agent:
             log.info("grpc.listening", address=address)
         if cfg.server.metrics_listen:
             host, port = split_hostport(cfg.server.metrics_listen)
-            self.metrics = MetricsServer(host, port, make_registry(self.query))
+            self.metrics = MetricsServer(host, port, self.store)
             shown = f"[{host}]" if ":" in host else host
             log.info("metrics.listening", url=f"http://{shown}:{self.metrics.port}/metrics")
         self.grpc.set_serving(True)
