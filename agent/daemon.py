@@ -76,6 +76,7 @@ class Agent:
             "agent": AgentCollector(self.scheduler, self.store, self.events,
                                     lambda: self.streams.active)}
         self._options: dict[str, object] = {}  # options each cached collector was built with
+        self._retiring: list[tuple[str, object]] = []
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.grpc = None
@@ -86,14 +87,18 @@ class Agent:
 
     # -- collectors ------------------------------------------------------
     def _specs(self, cfg: Config) -> list[CollectorSpec]:
+        """Collector specs for ``cfg``; collectors it disables or re-creates
+        are queued in ``_retiring`` (closed by ``_apply`` once their runners
+        are retired, never under a run in flight)."""
         tel = cfg.telemetry
+        self.store.configure("agent", tel.interval)
         specs = [CollectorSpec("agent", self._collectors["agent"], tel.interval, tel.timeout)]
         for name, ccfg in sorted(cfg.collectors.items()):
             if not ccfg.enabled:
-                self._close_collector(name)
+                self._retire_collector(name)
                 continue
             if name in self._collectors and self._options.get(name) != ccfg.options:
-                self._close_collector(name)  # new options (e.g. namespaces): a fresh instance
+                self._retire_collector(name)  # new options (e.g. namespaces): a fresh instance
             collector = self._collectors.get(name)
             if collector is None:
                 ctx = CollectorContext(hostfs=self.hostfs, options=ccfg.options, publish=self._publisher)
@@ -107,16 +112,29 @@ class Agent:
             specs.append(CollectorSpec(name, collector, timing.interval, timing.timeout))
         return specs
 
-    def _close_collector(self, name: str) -> None:
-        """Release what a collector holds (netlink sockets, watcher threads)."""
+    def _retire_collector(self, name: str) -> None:
         collector = self._collectors.pop(name, None)
         self._options.pop(name, None)
-        close = getattr(collector, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - stopping it anyway
-                log.exception("collector.close_failed", collector=name)
+        if collector is not None:
+            self._retiring.append((name, collector))
+
+    def _apply(self, cfg: Config) -> list[CollectorSpec]:
+        """Install ``cfg``'s collectors, then release the retired ones
+        (netlink sockets, watcher threads)."""
+        specs = self._specs(cfg)
+        self.scheduler.set_collectors(specs)
+        self._close_retired()
+        return specs
+
+    def _close_retired(self) -> None:
+        retiring, self._retiring = self._retiring, []
+        for name, collector in retiring:
+            close = getattr(collector, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001 - released anyway
+                    log.exception("collector.close_failed", collector=name)
 
     def _publisher(self, kind: str, severity: Severity, source: str, message: str, **labels):
         return self.events.publish(kind, severity, source, message, **labels)
@@ -128,7 +146,7 @@ class Agent:
                  kernels=core.IMPLEMENTATION, **({"kernels_note": core.FALLBACK_REASON} if core.FALLBACK_REASON else {}))
         os.makedirs(cfg.state_dir, mode=0o750, exist_ok=True)
         self._start_operations()
-        self.scheduler.set_collectors(self._specs(cfg))
+        specs = self._apply(cfg)
         self.scheduler.start()
         self._start_grpc()
         for address in self.grpc.addresses:
@@ -142,7 +160,7 @@ class Agent:
         self.events.publish("agent.started", Severity.INFO, "agent", f"hostagent {__version__} started",
                             version=__version__, kernels=core.IMPLEMENTATION)
         self.notifier.ready(f"serving on {', '.join(self.grpc.addresses) or 'no gRPC listener'}")
-        log.info("agent.ready", collectors=",".join(s.name for s in self._specs(cfg)))
+        log.info("agent.ready", collectors=",".join(s.name for s in specs))
         self._start_watchdog()
 
     def _start_operations(self) -> None:
@@ -210,7 +228,11 @@ class Agent:
             self._stop.wait(0.2)
             if self._reload.is_set():
                 self._reload.clear()
-                self.reload()
+                try:
+                    self.reload()
+                except Exception:  # noqa: BLE001 - a reload never takes the agent down
+                    log.exception("config.reload_failed", action="keeping the running config")
+                    self.notifier.ready("reload failed; running with the previous config")
         self.stop()
         return 0
 
@@ -228,8 +250,7 @@ class Agent:
         self.access.reload(cfg)
         self.store.retention = cfg.telemetry.retention
         self.scheduler.max_backoff = cfg.telemetry.max_backoff
-        self.store.retention = cfg.telemetry.retention
-        self.scheduler.set_collectors(self._specs(cfg))  # also resizes each block
+        self._apply(cfg)  # also resizes each block
         self.cfg = cfg
         self.events.publish("agent.reloaded", Severity.INFO, "agent", "configuration reloaded")
         log.info("config.reloaded", path=self.config_path)
@@ -244,17 +265,18 @@ class Agent:
             self.grpc.set_serving(False)
             self.streams.close_all()  # streams end with UNAVAILABLE
             self.events.close_all()
-            self.grpc.server.stop(grace=2.0).wait(3.0)
+            self.grpc.server.stop(grace=1.5).wait(2.0)
         if self.access is not None:
             self.access.close()
         if self.operations is not None:
-            self.operations.close()
+            self.operations.close(timeout=1.0)
             self.journal.close()
         if self.metrics is not None:
             self.metrics.close()
-        self.scheduler.stop(timeout=1.0)
+        self.scheduler.stop(timeout=0.5)
         for name in list(self._collectors):
-            self._close_collector(name)
+            self._retire_collector(name)
+        self._close_retired()
         log.info("agent.stopped", seconds=round(time.monotonic() - t0, 3))
 
 

@@ -174,3 +174,11 @@ def test_agent_watches_a_configured_namespace_end_to_end(pair, tmp_path):
     devices = {(s.labels["device"], s.labels["netns"]) for s in fams["node_network_receive_bytes"].samples}
     assert ("veth0", a) in devices and ("lo", a) in devices
     assert any(ns == "" for _, ns in devices)  # the agent's own namespace too
+
+
+def test_a_closed_collector_does_not_reopen(pair):
+    h = Harness(pair[0])
+    h.collect()
+    h.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        h.collect()

@@ -148,3 +148,34 @@ def test_reload_keeps_unchanged_collectors(sched):
     assert status(sched, "good").runs_total >= 3  # state survived
     sched.set_collectors([CollectorSpec("other", Good(), 0.05, 1.0)])
     assert [s.name for s in sched.statuses()] == ["other"]
+
+
+def test_reload_never_runs_a_collector_twice_at_once(sched):
+    class Slow:
+        name = "slow"
+
+        def __init__(self):
+            self.running = self.most = self.runs = 0
+            self.release = threading.Event()
+            self.lock = threading.Lock()
+
+        def collect(self, batch):
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+                self.runs += 1
+            if self.runs == 1:
+                self.release.wait()
+            with self.lock:
+                self.running -= 1
+
+    slow = Slow()
+    sched.set_collectors([CollectorSpec("slow", slow, 0.05, 5.0)])
+    sched.start()
+    assert wait_for(lambda: slow.runs == 1)
+    sched.set_collectors([CollectorSpec("slow", slow, 0.1, 5.0)])  # new interval: new runner
+    time.sleep(0.5)
+    assert slow.runs == 1  # the new runner waits for the old run to end
+    slow.release.set()
+    assert wait_for(lambda: slow.runs >= 3)
+    assert slow.most == 1

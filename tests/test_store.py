@@ -159,3 +159,34 @@ def test_a_collector_can_keep_less_history_than_the_default():
     store.ingest("netdev", batch(temp={"cpu": 1.0}), mono=0.0)
     assert store.blocks()[0].cap == history_slots(120, 1.0)
     assert store.retention_of("netdev") == 120 and store.retention_of("cpu") == 900
+
+
+def test_an_emptied_collector_keeps_its_history_size():
+    store = SeriesStore(retention=900)
+    store.configure("netdev", 1.0, own_retention=300.0)
+    store.drop("netdev")  # hardware found absent for a while
+    store.ingest("netdev", batch(temp={"cpu": 1.0}), mono=0.0)
+    assert store.blocks()[0].cap == history_slots(300, 1.0)
+
+
+def test_fresh_marks_of_a_layout_survive_a_discarded_run():
+    from array import array
+
+    from agent.telemetry.model import PreparedLayout
+
+    old = PreparedLayout([(BYTES, ("eth0",))])
+    new = PreparedLayout([(BYTES, ("eth0",))], fresh=(0,))  # eth0 was recreated
+    store = SeriesStore(retention=60)
+    b = Batch()
+    b.add_prepared(old, raw=array("Q", [10]))
+    store.ingest("c", b, mono=0.0)
+    discarded = Batch()  # built, then thrown away (the run timed out)
+    discarded.add_prepared(new, raw=array("Q", [9_000_000]))
+    b = Batch()
+    b.add_prepared(new, raw=array("Q", [9_000_100]))
+    store.ingest("c", b, mono=1.0)
+    assert math.isnan(rows(store)[("test_bytes_total", ("eth0",))].rate)  # no spike
+    b = Batch()
+    b.add_prepared(new, raw=array("Q", [9_000_200]))
+    store.ingest("c", b, mono=2.0)
+    assert rows(store)[("test_bytes_total", ("eth0",))].rate == 100.0

@@ -38,11 +38,15 @@ def _args(request) -> dict:
 
 class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, policy: Callable[[], Policy], identify: Callable[[grpc.ServicerContext], Identity | None],
-                 auditor: Auditor | None, streams_per_identity: int) -> None:
+                 auditor: Auditor | None, streams_per_identity: int,
+                 streams_total: int | None = None) -> None:
         self._policy = policy
         self._identify = identify
         self._auditor = auditor
         self._stream_limit = streams_per_identity
+        # Every stream (ours, health Watch, reflection) holds a worker thread:
+        # all together stay below the pool so unary calls always find one.
+        self._total_limit = streams_total
         self._streams: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -125,32 +129,43 @@ class AuthInterceptor(grpc.ServerInterceptor):
             return response
         return handler
 
+    def _enter_stream(self, caller: Identity, context) -> None:
+        with self._lock:
+            open_now = self._streams.get(caller.name, 0)
+            total = sum(self._streams.values())
+            if open_now >= self._stream_limit:
+                reason = f"identity {caller.name!r} has {self._stream_limit} streams open (limit)"
+            elif self._total_limit is not None and total >= self._total_limit:
+                reason = f"the agent has {self._total_limit} streams open (limit)"
+            else:
+                self._streams[caller.name] = open_now + 1
+                return
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, reason)
+
+    def _leave_stream(self, caller: Identity) -> None:
+        with self._lock:
+            left = self._streams[caller.name] - 1
+            if left:
+                self._streams[caller.name] = left
+            else:
+                del self._streams[caller.name]
+
     def _stream(self, behavior, method):
         def handler(request, context):
             caller, _ = self._authorize(method, request, context)
-            with self._lock:
-                open_now = self._streams.get(caller.name, 0)
-                if open_now >= self._stream_limit:
-                    full = True
-                else:
-                    full = False
-                    self._streams[caller.name] = open_now + 1
-            if full:
-                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                              f"identity {caller.name!r} has {self._stream_limit} streams open (limit)")
+            self._enter_stream(caller, context)
             try:
                 yield from behavior(request, context)
             finally:
-                with self._lock:
-                    left = self._streams[caller.name] - 1
-                    if left:
-                        self._streams[caller.name] = left
-                    else:
-                        del self._streams[caller.name]
+                self._leave_stream(caller)
         return handler
 
     def _bidi(self, behavior, method):
         def handler(request_iterator, context):
-            self._authorize(method, None, context)
-            yield from behavior(request_iterator, context)
+            caller, _ = self._authorize(method, None, context)
+            self._enter_stream(caller, context)
+            try:
+                yield from behavior(request_iterator, context)
+            finally:
+                self._leave_stream(caller)
         return handler

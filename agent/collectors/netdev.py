@@ -111,7 +111,6 @@ class _Namespace:
     names: list[str] = field(default_factory=list)  # interfaces of the stats layout, in order
     last: array = field(default_factory=lambda: array("Q"))  # their counters, last cycle
     ifindex_of: dict[str, int] = field(default_factory=dict)
-    fresh: list[int] = field(default_factory=list)  # stats rows of recreated interfaces
     gone: dict[str, tuple[float, int, array]] = field(default_factory=dict)  # name -> since, ifindex, counters
     graced: PreparedLayout | None = None
     graced_values: array = field(default_factory=lambda: array("Q"))
@@ -127,6 +126,7 @@ class NetdevCollector:
         self._grace = float(ctx.options.get("grace", 300.0))
         self._clock = clock
         self._spaces: list[_Namespace] = []
+        self._closed = False
 
     def _open(self) -> None:
         spaces: list[_Namespace] = []
@@ -150,6 +150,8 @@ class NetdevCollector:
                       device=link.name, netns=netns, link_kind=link.kind)
 
     def collect(self, batch: Batch) -> None:
+        if self._closed:  # a run still in flight when the daemon closed us
+            raise RuntimeError("netdev collector is closed")
         if not self._spaces:
             self._open()
         for space in self._spaces:
@@ -157,8 +159,9 @@ class NetdevCollector:
 
     def _collect(self, space: _Namespace, batch: Batch) -> None:
         ifindex, counters = parse_stats_dump(space.dumper.dump())
-        links = space.watcher.links()
-        key = (space.watcher.generation, ifindex.tobytes())
+        generation = space.watcher.generation  # before links(): a change in between
+        links = space.watcher.links()          # only causes one more relayout
+        key = (generation, ifindex.tobytes())
         if key != space.key:
             self._relayout(space, ifindex, links)
             space.key = key
@@ -169,12 +172,7 @@ class NetdevCollector:
                 kept.extend(counters[row * width:(row + 1) * width])
             counters = kept
         space.last = counters
-        base = len(batch)
         batch.add_prepared(space.stats, raw=counters)
-        for row in space.fresh:
-            for f in range(width):
-                batch.mark_fresh(base + row * width + f)
-        space.fresh = []
         batch.add_prepared(space.state, value=space.state_values)
         batch.add_prepared(space.changes, raw=space.change_values)
         self._graced(space, batch)
@@ -192,11 +190,12 @@ class NetdevCollector:
                                     space.last[i * width:(i + 1) * width])
         known = {**{n: idx for n, (_, idx, _) in space.gone.items()}, **space.ifindex_of}
         # Same name, new ifindex: recreated, so its counters restarted.
-        space.fresh = [i for i, n in enumerate(names) if known.get(n, current[n]) != current[n]]
+        fresh = [i for i, n in enumerate(names) if known.get(n, current[n]) != current[n]]
         for name in names:
             space.gone.pop(name, None)
         space.names, space.ifindex_of = names, current
-        space.stats = PreparedLayout([(fam, (name, space.name)) for name in names for fam in COUNTERS])
+        space.stats = PreparedLayout([(fam, (name, space.name)) for name in names for fam in COUNTERS],
+                                     fresh=tuple(i * width + f for i in fresh for f in range(width)))
         state = [row for r in rows for row in state_rows(links[ifindex[r]], space.name)]
         space.state = PreparedLayout([(fam, labels) for fam, labels, _ in state])
         space.state_values = array("d", (v for _, _, v in state))
@@ -219,7 +218,8 @@ class NetdevCollector:
             batch.add_prepared(space.graced, raw=space.graced_values)
 
     def close(self) -> None:
+        self._closed = True
         for space in self._spaces:
-            space.watcher.close()
+            space.watcher.close(timeout=1.0)  # stop() must finish within systemd's patience
             space.dumper.close()
         self._spaces = []

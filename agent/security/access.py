@@ -60,8 +60,10 @@ class Access:
         return who
 
     def interceptor(self) -> AuthInterceptor:
+        server = self._cfg.server
         return AuthInterceptor(lambda: self.policy, self.identify, self.audit,
-                               self._cfg.server.max_streams_per_identity)
+                               server.max_streams_per_identity,
+                               streams_total=max(1, server.max_workers - 4))
 
     def bind(self, server: grpc.Server) -> list[str]:
         """Add the listeners to ``server`` (before it starts); return their

@@ -184,9 +184,14 @@ class PreparedLayout:
     """A fixed list of series built once and reused while it does not change
     (e.g. every counter of every interface until a link comes or goes)."""
 
-    __slots__ = ("keys", "kinds", "scales", "zeros_q", "zeros_d", "__weakref__")
+    __slots__ = ("keys", "kinds", "scales", "zeros_q", "zeros_d", "fresh", "__weakref__")
 
-    def __init__(self, keys: list[tuple[FamilyDesc, tuple[str, ...]]]) -> None:
+    def __init__(self, keys: list[tuple[FamilyDesc, tuple[str, ...]]],
+                 fresh: tuple[int, ...] = ()) -> None:
+        """``fresh``: series (indices into ``keys``) that restarted, e.g. an
+        interface recreated under its name; the store gives them no rate
+        from the old counter the first time it sees this layout, so the mark
+        cannot be lost with a discarded run."""
         for family, labels in keys:
             if len(labels) != len(family.label_names):
                 raise ValueError(f"{family.name}: expected labels {family.label_names}, got {labels}")
@@ -195,3 +200,4 @@ class PreparedLayout:
         self.scales = array("d", (f.scale if f.type is MetricType.COUNTER else 1.0 for f, _ in keys))
         self.zeros_q = array("Q", bytes(8 * len(keys)))
         self.zeros_d = array("d", bytes(8 * len(keys)))
+        self.fresh = tuple(fresh)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from agent.collectors.base import Collector, NoData
@@ -67,6 +67,7 @@ class _Runner:
         self.last_start = 0.0
         self.timed_out = False
         self.retired = False
+        self.predecessor: "_Runner | None" = None  # replaced runner whose run may still be going
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._work, name=f"collector-{spec.name}",
                                         daemon=True)
@@ -117,17 +118,22 @@ class Scheduler:
         spec is unchanged keeps its runner, state and history."""
         with self._cond:
             wanted = {s.name: s for s in specs}
+            retired: dict[str, _Runner] = {}
             for name in list(self._runners):
                 runner = self._runners[name]
                 if wanted.get(name) != runner.spec:
                     runner.retire()
+                    retired[name] = runner
                     del self._runners[name]
                     if name not in wanted:
-                        self.store.drop(name)
+                        self.store.drop(name, forget=True)
             for name, spec in wanted.items():
                 if name not in self._runners:
                     self.store.configure(name, spec.interval)
-                    self._runners[name] = _Runner(spec, self)
+                    runner = self._runners[name] = _Runner(spec, self)
+                    # A run of the replaced runner may still be in flight on
+                    # the same collector object: never two runs at once.
+                    runner.predecessor = retired.get(name)
             self._cond.notify_all()
 
     def statuses(self) -> list[CollectorStatus]:
@@ -164,6 +170,10 @@ class Scheduler:
     def _tend(self, runner: _Runner, now: float) -> float:
         """Start or time out one runner; return seconds until it next needs us."""
         spec = runner.spec
+        if runner.predecessor is not None:
+            if runner.predecessor.started is not None:
+                return TICK  # wait for the replaced runner's run to end
+            runner.predecessor = None
         if runner.started is not None:
             overrun = now - runner.started - spec.timeout
             if overrun < 0:
@@ -183,6 +193,8 @@ class Scheduler:
                   duration: float) -> None:
         with self._cond:
             if runner.retired:
+                runner.started = None  # lets a successor start (see set_collectors)
+                self._cond.notify_all()
                 return
             status = runner.status
             status.runs_total += 1
@@ -199,7 +211,7 @@ class Scheduler:
                                         f"{status.name}: {error}", collector=status.name)
                 status.present = False
                 self._succeeded(runner)
-                self.store.drop(status.name)
+                self.store.drop(status.name)  # keeps its interval and retention
             elif error is not None:
                 self._failed(runner, f"{type(error).__name__}: {error}")
             else:

@@ -78,6 +78,11 @@ class SeriesBlock:
                 if batch.keys != self.keys:
                     self._relayout(batch)
                 self.layout = layout
+                off = 0
+                for prepared in layout or ():  # restarted series of a layout seen for the first time
+                    for i in prepared.fresh:
+                        self.has_prev[off + i] = 0
+                    off += len(prepared.keys)
             for i in batch.fresh:
                 self.has_prev[i] = 0
             dt = mono - self.last_mono if self.count else 0.0
@@ -238,10 +243,14 @@ class SeriesStore:
         if block is not None:
             block.visible = visible
 
-    def drop(self, collector: str) -> None:
+    def drop(self, collector: str, forget: bool = False) -> None:
+        """Remove a collector's series; ``forget`` also its interval and
+        retention (it was removed from the config, not just found empty)."""
         with self._lock:
             self._blocks.pop(collector, None)
-            self._intervals.pop(collector, None)
+            if forget:
+                self._intervals.pop(collector, None)
+                self._retentions.pop(collector, None)
 
     def blocks(self) -> Sequence[SeriesBlock]:
         """Visible blocks, in collector-name order."""
