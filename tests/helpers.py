@@ -50,3 +50,13 @@ def load_impl(twin, extension: str):
         if os.environ.get("HOSTAGENT_REQUIRE_EXTENSIONS", "") not in ("", "0"):
             pytest.fail(msg)
         pytest.skip(msg)
+
+
+def rpc_error(call):
+    """(status code, details) of a call that must fail with a gRPC error."""
+    import grpc
+    import pytest
+
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    return err.value.code(), err.value.details()

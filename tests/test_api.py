@@ -1,16 +1,20 @@
 """The gRPC contract, over a real server and real clients on loopback TCP and a
 unix socket: health, reflection, selectors, errors, windows, streams, events."""
+import os
+import stat
 import threading
 import time
 
 import grpc
 import pytest
+
+from tests.helpers import rpc_error as code_and_details
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase)
 
-from agent.api.server import INVENTORY, TELEMETRY, bind_tcp, bind_unix, build_server
+from agent.api.server import INVENTORY, TELEMETRY, GrpcServer, build_server
 from agent.api.streams import StreamGate
 from agent.api.telemetry_service import TelemetryService
 from agent.api.inventory_service import InventoryService
@@ -24,6 +28,38 @@ CPU = FamilyDesc("node_cpu_seconds_total", MetricType.COUNTER, "CPU time", "seco
                  ("cpu", "mode"), scale=0.01)
 TEMP = FamilyDesc("node_hwmon_temp_celsius", MetricType.GAUGE, "Temperature", "celsius",
                   ("chip", "sensor"))
+
+
+# The daemon binds through agent.security.access (TLS, peer-credential proxy);
+# these tests exercise the services alone, on plain listeners.
+def bind_tcp(srv: GrpcServer, address: str) -> str:
+    """Listen on HOST:PORT (port 0 picks one); return the bound address."""
+    port = srv.server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    host = address.rsplit(":", 1)[0]
+    bound = f"{host}:{port}"
+    srv.addresses.append(bound)
+    return bound
+
+
+def bind_unix(srv: GrpcServer, path: str) -> str:
+    """Listen on a unix socket; the directory is created, a stale socket removed.
+    The socket is 0660: root and the socket's group (operators) only."""
+    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    old = os.umask(0o117)
+    try:
+        if srv.server.add_insecure_port(f"unix:{path}") == 0:
+            raise OSError(f"cannot listen on unix:{path}")
+    finally:
+        os.umask(old)
+    srv.addresses.append(f"unix:{path}")
+    return f"unix:{path}"
 
 
 class Api:
@@ -68,12 +104,6 @@ def api(tmp_path):
         a.feed(now - 59 + i, temp=40.0 + i % 10, ticks=i * 50)
     yield a
     a.close()
-
-
-def code_and_details(call):
-    with pytest.raises(grpc.RpcError) as err:
-        call()
-    return err.value.code(), err.value.details()
 
 
 def test_health_and_reflection_on_tcp_and_unix(api):

@@ -6,6 +6,8 @@ from concurrent import futures
 
 import grpc
 import pytest
+
+from tests.helpers import rpc_error as error
 from google.protobuf import duration_pb2
 
 from agent.api.interceptors import ErrorInterceptor
@@ -68,12 +70,6 @@ def api(tmp_path):
     a = Api(tmp_path)
     yield a
     a.close()
-
-
-def error(call):
-    with pytest.raises(grpc.RpcError) as err:
-        call()
-    return err.value.code(), err.value.details()
 
 
 def test_state_enum_matches_the_model():

@@ -94,7 +94,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         method = handler_call_details.method
         if handler.request_streaming:  # only reflection is bidirectional
             return grpc.stream_stream_rpc_method_handler(
-                self._bidi(handler.stream_stream, method),
+                self._stream(handler.stream_stream, method, bidirectional=True),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
         if handler.response_streaming:
@@ -150,22 +150,15 @@ class AuthInterceptor(grpc.ServerInterceptor):
             else:
                 del self._streams[caller.name]
 
-    def _stream(self, behavior, method):
+    def _stream(self, behavior, method, bidirectional: bool = False):
+        """Authorize, then hold one stream slot for the stream's whole life.
+        Reflection is the only bidirectional stream: its first argument is
+        the request iterator, which is not a request to audit."""
         def handler(request, context):
-            caller, _ = self._authorize(method, request, context)
+            caller, _ = self._authorize(method, None if bidirectional else request, context)
             self._enter_stream(caller, context)
             try:
                 yield from behavior(request, context)
-            finally:
-                self._leave_stream(caller)
-        return handler
-
-    def _bidi(self, behavior, method):
-        def handler(request_iterator, context):
-            caller, _ = self._authorize(method, None, context)
-            self._enter_stream(caller, context)
-            try:
-                yield from behavior(request_iterator, context)
             finally:
                 self._leave_stream(caller)
         return handler

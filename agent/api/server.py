@@ -1,19 +1,18 @@
-"""Builds the gRPC server: our services, health and reflection, one error
-interceptor, TCP and unix-socket listeners."""
+"""Builds the gRPC server: our services, health and reflection, and the
+interceptors.  Listeners are added by ``agent.security.access`` (mutual TLS,
+the unix socket's peer-credential proxy)."""
 from __future__ import annotations
 
-import os
-import stat
 from concurrent import futures
 from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_reflection.v1alpha import reflection
 
 from agent.api.interceptors import ErrorInterceptor
-from google.protobuf import message_factory
-from google.protobuf.descriptor import ServiceDescriptor
 
 from agent.gen.hostagent.v1 import inventory_pb2, telemetry_pb2
 
@@ -81,33 +80,3 @@ def build_server(services: list[tuple[object, ServiceDescriptor]], max_workers: 
     grpc_server = GrpcServer(server, health_servicer, names)
     grpc_server.set_serving(False)
     return grpc_server
-
-
-def bind_tcp(srv: GrpcServer, address: str) -> str:
-    """Listen on HOST:PORT (port 0 picks one); return the bound address."""
-    port = srv.server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
-    host = address.rsplit(":", 1)[0]
-    bound = f"{host}:{port}"
-    srv.addresses.append(bound)
-    return bound
-
-
-def bind_unix(srv: GrpcServer, path: str) -> str:
-    """Listen on a unix socket; the directory is created, a stale socket removed.
-    The socket is 0660: root and the socket's group (operators) only."""
-    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
-    try:
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
-    old = os.umask(0o117)
-    try:
-        if srv.server.add_insecure_port(f"unix:{path}") == 0:
-            raise OSError(f"cannot listen on unix:{path}")
-    finally:
-        os.umask(old)
-    srv.addresses.append(f"unix:{path}")
-    return f"unix:{path}"
