@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
+from agent.bmc.config import BmcConfig, bmc_to_toml, parse_bmc
 from agent.config_values import (SUN_PATH_MAX, Invalid, abs_path, bool_, choice, count,  # noqa: F401
                                  duration, format_duration, identities, is_loopback, listen,
                                  optional_path, parse_duration, socket_path, split_hostport,
@@ -130,6 +131,7 @@ class Config:
     operations: OperationsConfig = field(default_factory=OperationsConfig)
     collectors: Mapping[str, CollectorConfig] = field(
         default_factory=lambda: MappingProxyType({}))
+    bmc: BmcConfig = field(default_factory=BmcConfig)
 
     @property
     def enabled_collectors(self) -> tuple[str, ...]:
@@ -155,7 +157,7 @@ _COLLECTOR: Mapping[str, Callable[[Any], Any]] = {
     "retention": lambda v: duration(v, MAX_RETENTION)}
 _SECTION_TYPES = {"server": ServerConfig, "log": LogConfig, "telemetry": TelemetryConfig,
                   "tls": TlsConfig, "auth": AuthConfig, "operations": OperationsConfig}
-_TOP_KEYS = (*_TOP, *_SECTIONS, "collectors")
+_TOP_KEYS = (*_TOP, *_SECTIONS, "collectors", "bmc")
 
 
 # ---------------------------------------------------------------- defaults --
@@ -325,7 +327,9 @@ def load_config(path: str | None, *, overrides: Mapping[str, object] = _NO_OVERR
                            f"{format_duration(telemetry.retention)} is shorter than {source} "
                            f"{format_duration(interval)}; no sample would be kept")
     built = {name: _SECTION_TYPES[name](**values) for name, values in sections.items()}
-    return Config(state_dir=top["state_dir"], collectors=MappingProxyType(collectors), **built)
+    bmc = parse_bmc(doc.get("bmc"), chk.fail)
+    return Config(state_dir=top["state_dir"], collectors=MappingProxyType(collectors), bmc=bmc,
+                  **built)
 
 
 def _check_security(chk: _Checker, sections: dict[str, dict[str, Any]]) -> None:
@@ -380,4 +384,5 @@ def config_to_toml(cfg: Config) -> str:
         out += [f"{f.name} = {_toml_value(getattr(c, f.name))}"
                 for f in fields(c) if getattr(c, f.name) is not None and f.name != "options"]
         out += [f"{k} = {_toml_value(v)}" for k, v in c.options.items()]
+    out += bmc_to_toml(cfg.bmc, _toml_value)
     return "\n".join(out) + "\n"

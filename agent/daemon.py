@@ -22,13 +22,17 @@ from agent.api.server import INVENTORY, TELEMETRY, build_server
 from agent.api.streams import StreamGate
 from agent.api.telemetry_service import TelemetryService
 from agent.backends.hostfs import HostFS
-from agent.collectors import BUILTIN, DEFAULT_INTERVALS, DEFAULT_RETENTIONS, OPTIONS
+from agent.api.bmc_service import BmcService
+from agent.bmc.hub import BmcHub
+from agent.bmc.operations import bmc_kinds
+from agent.collectors import (BUILTIN, DEFAULT_INTERVALS, DEFAULT_RETENTIONS, IPMI_TIMEOUT_MARGIN,
+                              OPTIONS)
 from agent.collectors.agent import AgentCollector
 from agent.collectors.base import CollectorContext
 from agent.config import Config, ConfigError, load_config, split_hostport
 from agent.exposition import MetricsServer
 from agent.inventory import InventoryCache
-from agent.gen.hostagent.v1 import operations_pb2
+from agent.gen.hostagent.v1 import bmc_pb2, operations_pb2
 from agent.logs import get_logger, setup_logging
 from agent.operations.journal import Journal
 from agent.operations.manager import OperationKind, OperationManager
@@ -44,6 +48,7 @@ from agent.telemetry.store import SeriesStore
 log = get_logger(__name__)
 STREAM_HEADROOM = 4  # worker threads kept for unary calls
 OPERATIONS = operations_pb2.DESCRIPTOR.services_by_name["Operations"]
+BMC = bmc_pb2.DESCRIPTOR.services_by_name["Bmc"]
 PURGE_EVERY = 3600.0  # seconds between purges of old finished operations
 
 
@@ -84,6 +89,7 @@ class Agent:
         self.access: Access | None = None
         self.operations: OperationManager | None = None
         self.journal: Journal | None = None
+        self.bmc: BmcHub | None = None
 
     # -- collectors ------------------------------------------------------
     def _specs(self, cfg: Config) -> list[CollectorSpec]:
@@ -101,11 +107,15 @@ class Agent:
                 self._retire_collector(name)  # new options (e.g. namespaces): a fresh instance
             collector = self._collectors.get(name)
             if collector is None:
-                ctx = CollectorContext(hostfs=self.hostfs, options=ccfg.options, publish=self._publisher)
+                ctx = CollectorContext(hostfs=self.hostfs, options=ccfg.options,
+                                       publish=self._publisher, bmc=self.bmc)
                 collector = self._collectors[name] = BUILTIN[name](ctx)
                 self._options[name] = ccfg.options
             if ccfg.interval is None and name in DEFAULT_INTERVALS:
                 ccfg = replace(ccfg, interval=DEFAULT_INTERVALS[name])
+            if ccfg.timeout is None and name == "ipmi" and cfg.bmc.targets:
+                slowest = max(t.timeout for t in cfg.bmc.targets)
+                ccfg = replace(ccfg, timeout=slowest + IPMI_TIMEOUT_MARGIN)
             timing = ccfg.resolve(tel)
             self.store.configure(name, timing.interval, own_retention=ccfg.retention
                                  if ccfg.retention is not None else DEFAULT_RETENTIONS.get(name))
@@ -145,6 +155,7 @@ class Agent:
         log.info("agent.starting", version=__version__, pid=os.getpid(),
                  kernels=core.IMPLEMENTATION, **({"kernels_note": core.FALLBACK_REASON} if core.FALLBACK_REASON else {}))
         os.makedirs(cfg.state_dir, mode=0o750, exist_ok=True)
+        self.bmc = BmcHub(cfg.bmc, cfg.state_dir, self._publisher)
         self._start_operations()
         specs = self._apply(cfg)
         self.scheduler.start()
@@ -166,6 +177,7 @@ class Agent:
     def _start_operations(self) -> None:
         cfg = self.cfg
         kinds: dict[str, OperationKind] = {}
+        kinds.update(bmc_kinds(self.bmc))
         for plugin in self.plugins:
             kinds.update(plugin.kinds())
         self.journal = Journal(os.path.join(cfg.state_dir, "operations.db"))
@@ -183,12 +195,19 @@ class Agent:
 
         threading.Thread(target=purge, name="operations-purge", daemon=True).start()
 
+    def _bmc_inventory(self) -> list:
+        from agent.api.bmc_convert import info_to_proto
+
+        return [info_to_proto(t, ident) for t, ident in self.bmc.identities()] if self.bmc else []
+
     def _start_grpc(self) -> None:
         cfg = self.cfg
         services = [(TelemetryService(self.query, self.events, self.streams), TELEMETRY),
-                    (InventoryService(self.inventory), INVENTORY),
+                    (InventoryService(self.inventory, self._bmc_inventory), INVENTORY),
                     (OperationsService(self.operations), OPERATIONS)]
         self.access = Access(cfg)
+        services.append((BmcService(self.bmc, self.operations, self.access.identify,
+                                    lambda who: self.access.policy.role_of(who)), BMC))
         for plugin in self.plugins:
             services += plugin.services(self)
         self.access.use_contract(d.file for _, d in services)
@@ -246,6 +265,8 @@ class Agent:
             return
         if cfg.server != self.cfg.server or cfg.state_dir != self.cfg.state_dir:
             log.warning("config.restart_required", reason="server and state_dir changes apply at the next start")
+        if cfg.bmc != self.cfg.bmc:
+            log.warning("config.restart_required", reason="[bmc] changes apply at the next start")
         setup_logging(cfg.log.level, cfg.log.format)
         self.access.reload(cfg)
         self.store.retention = cfg.telemetry.retention
@@ -277,6 +298,8 @@ class Agent:
         for name in list(self._collectors):
             self._retire_collector(name)
         self._close_retired()
+        if self.bmc is not None:
+            self.bmc.close()
         log.info("agent.stopped", seconds=round(time.monotonic() - t0, 3))
 
 

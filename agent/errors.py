@@ -30,3 +30,16 @@ class ResourceExhausted(AgentError):
 
 class Aborted(AgentError):
     """Conflicts with work in progress (another operation on the resource)."""
+
+
+class FailedPrecondition(AgentError):
+    """The system is not in a state that allows this (e.g. powering off the
+    agent's own host without ``force``)."""
+
+
+class PermissionDenied(AgentError):
+    """The caller's role does not allow this variant of an allowed call."""
+
+
+class DeadlineExceeded(AgentError):
+    """The work was started but did not finish in the time given."""

@@ -38,6 +38,8 @@ class CollectorContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     # publish(kind, severity, message, **labels): see agent.telemetry.events
     publish: Callable[..., None] = lambda *a, **k: None
+    # The BMC targets (agent.bmc.hub.BmcHub) for the ipmi collector; None: none.
+    bmc: Any = None
 
 
 Factory = Callable[[CollectorContext], Collector]
