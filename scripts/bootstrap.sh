@@ -4,15 +4,22 @@
 # (Cython extension included).
 #   scripts/bootstrap.sh run    what running the agent needs
 #   scripts/bootstrap.sh test   plus what the test suite drives for real
+#   scripts/bootstrap.sh bench  plus what bench/ compares against
 set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-run}
 
 packages=(gcc iproute2)
-if [ "$purpose" = test ]; then
+if [ "$purpose" = test ] || [ "$purpose" = bench ]; then
   # prometheus: a real server scrapes the agent in the integration tests;
-  # systemd: systemd-analyze verifies the unit file.
-  packages+=(prometheus systemd)
+  # systemd: systemd-analyze verifies the unit file;
+  # openipmi, libopenipmi-dev: the ipmi_sim BMC simulator the BMC tests talk
+  # to, and the headers of its test extension; ipmitool: the cross-checks.
+  packages+=(prometheus systemd openipmi libopenipmi-dev ipmitool)
+fi
+if [ "$purpose" = bench ]; then
+  # What operators run today, for bench/bench_ipmi.py's comparison.
+  packages+=(prometheus-ipmi-exporter freeipmi-tools)
 fi
 
 PYTHON=${PYTHON:-python3}
@@ -45,7 +52,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 extra=""
-[ "$purpose" = test ] && extra="[test]"
+[ "$purpose" != run ] && extra="[test]"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # Editable: the Cython extension is built into agent/core/ beside its twin.
 .venv/bin/python -m pip install -q -e ".${extra}"

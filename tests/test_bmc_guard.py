@@ -370,3 +370,27 @@ def test_counters(make, clock, release):
     with pytest.raises(CircuitOpen):                    # refused
         g.call(Fn())
     assert (g.calls, g.failures, g.timeouts, g.refused, g.auth_failures) == (5, 3, 1, 2, 1)
+
+
+def test_waiting_too_long_for_a_turn_does_not_blame_the_bmc(make, release):
+    """A caller that cannot get its turn within its timeout (a slow but
+    healthy poll holds the worker) gives up with UNAVAILABLE, and the circuit
+    stays closed: the BMC did nothing wrong."""
+    g = make(timeout=1.0)
+    started = threading.Event()
+
+    def slow_poll():
+        started.set()
+        release.wait(2.0)
+        return "polled"
+
+    t = threading.Thread(target=lambda: g.call(slow_poll))
+    t.start()
+    assert started.wait(1.0)
+    t0 = time.monotonic()
+    with pytest.raises(Unavailable, match="busy"):
+        g.call(lambda: "late", timeout=0.1)
+    assert time.monotonic() - t0 < 0.5
+    release.set()
+    t.join(2.0)
+    assert g.circuit == "closed" and g.up is True and g.failures == 0

@@ -53,7 +53,7 @@ def epyc_copy(tmp_path: Path) -> Path:
 
 def test_builtin_maps_each_name_to_its_collector():
     assert {name: cls.name for name, cls in BUILTIN.items()} == {
-        n: n for n in ("cpu", "stat", "loadavg", "pressure", "meminfo", "vmstat", "hwmon", "netdev")}
+        n: n for n in ("cpu", "stat", "loadavg", "pressure", "meminfo", "vmstat", "hwmon", "netdev", "ipmi")}
 
 
 # -- cpu ----------------------------------------------------------------------
