@@ -1,5 +1,5 @@
 """``hostagent`` command line: run the agent, check a config, and talk to a
-running agent (status, metrics, inventory) the way an operator would at 3 a.m.
+running agent (status, metrics, inventory, bmc) the way an operator would at 3 a.m.
 """
 from __future__ import annotations
 
@@ -59,6 +59,64 @@ def _client(args, name: str) -> int:
     return getattr(cli_client, name)(args)
 
 
+def _bmc(args) -> int:
+    from agent import cli_bmc
+
+    return getattr(cli_bmc, f"bmc_{args.bmc_command}")(args)
+
+
+def _add_bmc(sub) -> None:
+    bmc = sub.add_parser("bmc", help="the node's BMC (IPMI): power, boot device, identify, sensors, "
+                         "event log", description="The BMCs the agent watches ([[bmc.targets]]), "
+                         "through the agent.  Actions that change something wait for the agent's "
+                         "operation to end and exit 0 only when it succeeded.  Exit codes: 0 ok, 1 "
+                         "failed (or a BMC down, for list), 2 usage error, 3 agent unreachable.")
+    bmc_sub = bmc.add_subparsers(dest="bmc_command", required=True, metavar="ACTION")
+
+    def cmd(name: str, help_text: str, target: bool = True, mutating: bool = False):
+        p = bmc_sub.add_parser(name, help=help_text, description=help_text)
+        if target:
+            p.add_argument("-t", "--target", dest="bmc", metavar="BMC", default="",
+                           help="BMC target name from the agent config (default: the local BMC, "
+                                "or the only one)")
+        if mutating:
+            p.add_argument("--request-id", metavar="ID",
+                           help="idempotency key (default: a new UUID, printed); reuse the printed "
+                                "one to re-attach to an action instead of repeating it")
+        p.add_argument("--agent", metavar="ADDR", default=os.environ.get("HOSTAGENT_TARGET"),
+                       help="agent address: unix:PATH or HOST:PORT (default: the local agent's "
+                            "unix socket, else its TCP port; also $HOSTAGENT_TARGET)")
+        p.add_argument("--timeout", type=float, default=5.0, help="seconds per call (default 5)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.set_defaults(func=_bmc)
+        return p
+
+    cmd("list", "the configured BMCs and whether each answers", target=False)
+    cmd("sensors", "every sensor with its reading and health, read now")
+    power = cmd("power", "print the power state (on/off), or power on, off, soft (ACPI), cycle, "
+                "reset and wait until the BMC reports the new state", mutating=True)
+    power.add_argument("action", nargs="?", choices=("on", "off", "soft", "cycle", "reset"),
+                       help="omit to print the current state")
+    power.add_argument("--force", action="store_true", help="allow taking the agent's own host "
+                       "down (a local target; admin only)")
+    power.add_argument("--wait-timeout", metavar="DURATION",
+                       help="how long the agent waits for the new state, e.g. 90s (default 60s)")
+    boot = cmd("bootdev", "print the boot device override, or set it (read back to check)",
+               mutating=True)
+    boot.add_argument("device", nargs="?", choices=("pxe", "disk", "cdrom", "bios-setup", "default"),
+                      help="omit to print the current override; default removes it")
+    boot.add_argument("--persistent", action="store_true", help="every boot, not just the next")
+    boot.add_argument("--uefi", action="store_true", help="UEFI boot (default legacy BIOS)")
+    ident = cmd("identify", "turn the chassis identify LED on or off", mutating=True)
+    ident.add_argument("state", choices=("on", "off"))
+    ident.add_argument("--seconds", type=int, metavar="N",
+                       help="with on: for N seconds, 1-255 (default: until turned off)")
+    sel = cmd("sel", "the system event log, oldest first; 'clear' empties it (admin)", mutating=True)
+    sel.add_argument("action", nargs="?", choices=("clear",), help="omit to print the log")
+    sel.add_argument("--last", type=int, metavar="N", help="only the newest N entries")
+    cmd("info", "the BMC's identity: firmware, GUID, manufacturer, FRU")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hostagent", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"hostagent {__version__}")
@@ -89,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def client(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("--target", metavar="ADDR", default=os.environ.get("HOSTAGENT_TARGET"),
+        p.add_argument("--target", "--agent", dest="target", metavar="ADDR",
+                       default=os.environ.get("HOSTAGENT_TARGET"),
                        help="agent address: unix:PATH or HOST:PORT (default: the local "
                             "agent's unix socket, else its TCP port; also $HOSTAGENT_TARGET)")
         p.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
@@ -106,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="add min/max/mean/p50/p90/p99 over this window, e.g. 5m")
     inventory = client("inventory", "hardware and OS inventory")
     inventory.add_argument("--refresh", action="store_true", help="re-read the hardware now")
+    _add_bmc(sub)
     return parser
 
 

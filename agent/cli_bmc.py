@@ -3,8 +3,9 @@
 Reads print a table or a line (``--json``: the response message).  Mutating
 actions start an operation, wait for it to end (``Operations.WaitOperation``)
 and print its result; the request id is printed first so that a retry after
-a lost connection or Ctrl-C can re-attach with ``--request-id`` (the agent
-returns the same operation instead of acting twice).
+a lost connection or Ctrl-C can re-attach: the same command with
+``--request-id`` gets the same operation back instead of acting twice (with
+other arguments the agent refuses the reused id).
 
 ``--target`` names the BMC (a ``[[bmc.targets]]`` name; default the local or
 only one); the agent's own address is ``--agent``.  Exit codes as for the
@@ -63,13 +64,28 @@ def _enum(name: str, prefix: str, ok: tuple[str, ...] = ("ok", "info")) -> str:
     return word if word in ok or prefix not in ("SENSOR_HEALTH_", "SEVERITY_") else word.upper()
 
 
+def _error(args, ch: grpc.Channel, exc: grpc.RpcError) -> int:
+    """Report a failed call.  UNAVAILABLE from a Bmc call is mostly the BMC's
+    (no answer, circuit open), not the agent's: it is only "cannot reach the
+    agent" when the connection to the agent is down."""
+    if exc.code() is grpc.StatusCode.UNAVAILABLE:
+        try:
+            grpc.channel_ready_future(ch).result(timeout=0.2)
+        except grpc.FutureTimeoutError:
+            pass
+        else:
+            print(f"hostagent: UNAVAILABLE: {exc.details()}", file=sys.stderr)
+            return EXIT_UNHEALTHY
+    return _fail(_conn(args), exc)
+
+
 def _read(args, call: str, request):
     """One unary read; returns (response, None) or (None, exit code)."""
-    try:
-        with _channel(_conn(args)) as ch:
+    with _channel(_conn(args)) as ch:
+        try:
             return getattr(bmc_pb2_grpc.BmcStub(ch), call)(request, timeout=args.timeout), None
-    except grpc.RpcError as exc:
-        return None, _fail(_conn(args), exc)
+        except grpc.RpcError as exc:
+            return None, _error(args, ch, exc)
 
 
 def _usage(message: str) -> int:
@@ -251,9 +267,9 @@ def _summary(op) -> str:
 def _operation(args, call: str, request, what: str) -> int:
     request.request_id = args.request_id or str(uuid.uuid4())
     rid, op = request.request_id, None
-    again = f"rerun with --request-id {rid} to wait for the same operation"
-    try:
-        with _channel(_conn(args)) as ch:
+    again = f"rerun the same command with --request-id {rid} to wait for it again"
+    with _channel(_conn(args)) as ch:
+        try:
             op = getattr(bmc_pb2_grpc.BmcStub(ch), call)(request, timeout=args.timeout)
             print(f"hostagent: {what}: {op.name} (request id {rid})", file=sys.stderr)
             ops = operations_pb2_grpc.OperationsStub(ch)
@@ -261,16 +277,16 @@ def _operation(args, call: str, request, what: str) -> int:
                                                        timeout=duration_pb2.Duration(seconds=WAIT_STEP))
             while op.state not in _DONE:
                 op = ops.WaitOperation(wait, timeout=WAIT_STEP + args.timeout)
-    except grpc.RpcError as exc:
-        rc = _fail(_conn(args), exc)
-        if op is not None:
-            print(f"hostagent: {op.name} may still be running; {again}", file=sys.stderr)
-        return rc
-    except KeyboardInterrupt:
-        if op is not None:
-            print(f"\nhostagent: stopped waiting; {op.name} goes on in the agent; {again}",
-                  file=sys.stderr)
-        return 130
+        except grpc.RpcError as exc:
+            rc = _error(args, ch, exc)
+            if op is not None:
+                print(f"hostagent: {op.name} may still be running; {again}", file=sys.stderr)
+            return rc
+        except KeyboardInterrupt:
+            if op is not None:
+                print(f"\nhostagent: stopped waiting; {op.name} goes on in the agent; {again}",
+                      file=sys.stderr)
+            return 130
     if args.json:
         _print_json(op)
     if op.state == operations_pb2.OPERATION_STATE_SUCCEEDED:
