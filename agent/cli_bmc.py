@@ -109,7 +109,7 @@ def bmc_list(args) -> int:
     for b in resp.bmcs:
         circuit = b.circuit or "-"
         if b.circuit == "open":
-            circuit += f" (retry in {b.retry_in.ToTimedelta().total_seconds():.0f}s)"
+            circuit += f" (retry in {b.retry_in.ToTimedelta().total_seconds():.1f}s)"
         rows.append([b.target, b.address, "yes" if b.local else "no", "up" if b.up else "DOWN", circuit,
                      str(b.cipher_suite) if b.cipher_suite else "-", b.last_error or "-"])
     _table(["TARGET", "ADDRESS", "LOCAL", "UP", "CIRCUIT", "CIPHER", "LAST ERROR"], rows)
@@ -254,7 +254,8 @@ def _summary(op) -> str:
     if op.kind == "bmc.set_power":
         return f"{target}: power {r.get('power_state', '?')} (after {r.get('action', '?')})"
     if op.kind == "bmc.set_boot_device":
-        return f"{target}: boot device {_describe_boot(r.get('device', '?'), bool(r.get('persistent')), bool(r.get('uefi')))}"
+        boot = _describe_boot(r.get("device", "?"), bool(r.get("persistent")), bool(r.get("uefi")))
+        return f"{target}: boot device {boot}"
     if op.kind == "bmc.set_identify":
         seconds = int(r.get("seconds") or 0)
         lit = f"on for {seconds}s" if seconds else "on until turned off"

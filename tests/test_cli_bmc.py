@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -17,7 +18,13 @@ from tests.ipmisim import IpmiSim, require_ipmi_sim
 
 pytestmark = pytest.mark.integration
 
-TARGET = "lab1"
+TARGET = "lab1"  # local: this host's own BMC, the default target; "dead" answers nothing
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +42,20 @@ def env(tmp_path_factory):
 interval = "1s"
 [[bmc.targets]]
 name = "{TARGET}"
+local = true
 host = "127.0.0.1"
 port = {sim.port}
 username = "{sim.ADMIN[0]}"
 password = "file:{password}"
 cipher_suites = [17, 3]
 timeout = "2s"
+[[bmc.targets]]
+name = "dead"
+host = "127.0.0.1"
+port = {free_udp_port()}
+username = "{sim.ADMIN[0]}"
+password = "file:{password}"
+timeout = "0.3s"
 """).wait_ready()
         yield sim, agent
     finally:
@@ -65,17 +80,27 @@ def request_id(result) -> str:
     return re.search(r"request id ([0-9a-f-]{36})", result.stderr).group(1)
 
 
-def test_list_shows_the_target_up(env):
+def test_list_shows_the_target_up_and_exits_one_for_the_dead_one(env):
     sim, _ = env
     deadline = time.monotonic() + 10
-    while (result := bmc(env, "list")).returncode != 0:  # 1 until the first request answered
-        assert result.returncode == 1 and time.monotonic() < deadline, (result.stdout, result.stderr)
+    while not (" up " in (result := bmc(env, "list")).stdout and "no answer" in result.stdout):
+        # until the collector asked both (the dead one: DOWN with no error before that)
+        assert time.monotonic() < deadline, (result.stdout, result.stderr)
         time.sleep(0.3)
-    header, row = result.stdout.splitlines()
+    assert result.returncode == 1, result.stderr  # one BMC is down
+    header, lab1, dead = result.stdout.splitlines()
     assert header.split()[:6] == ["TARGET", "ADDRESS", "LOCAL", "UP", "CIRCUIT", "CIPHER"]
-    assert row.split() == [TARGET, f"127.0.0.1:{sim.port}", "no", "up", "closed", "3", "-"]  # 17 refused by ipmi_sim
-    doc = json.loads(ok(env, "list", "--json").stdout)
-    assert doc["bmcs"][0]["target"] == TARGET and doc["bmcs"][0]["up"] is True
+    # cipher suite 3: ipmi_sim refuses 17
+    assert lab1.split() == [TARGET, f"127.0.0.1:{sim.port}", "yes", "up", "closed", "3", "-"]
+    assert dead.split()[:4] == ["dead", dead.split()[1], "no", "DOWN"] and "no answer within 0.3s" in dead
+    doc = json.loads(bmc(env, "list", "--json").stdout)
+    assert [(b["target"], b["up"]) for b in doc["bmcs"]] == [(TARGET, True), ("dead", False)]
+
+
+def test_a_dead_bmc_is_not_an_unreachable_agent(env):
+    result = bmc(env, "power", "--target", "dead")
+    assert result.returncode == 1 and result.stderr.startswith("hostagent: UNAVAILABLE: BMC dead ")
+    assert "cannot reach the agent" not in result.stderr
 
 
 def test_sensors_show_readings(env):
@@ -93,7 +118,10 @@ def test_sensors_show_readings(env):
 
 def test_power_off_and_on_wait_for_the_state(env):
     sim, _ = env
-    result = ok(env, "power", "off")
+    result = bmc(env, "power", "off")  # the agent's own host: refused without --force
+    assert result.returncode == 1 and "FAILED_PRECONDITION" in result.stderr and "force" in result.stderr
+    assert sim.power_on
+    result = ok(env, "power", "off", "--force")
     assert result.stdout.strip() == f"{TARGET}: power off (after off)"
     request_id(result)  # printed so that a retry can re-attach
     assert ok(env, "power").stdout == "off\n"
@@ -151,14 +179,15 @@ def test_sel_shows_a_new_entry_then_clear_empties_it(env):
 
     result = ok(env, "sel", "clear")
     assert re.fullmatch(rf"{TARGET}: event log cleared \(\d+ entries\)", result.stdout.strip())
-    assert ok(env, "sel", "--json").stdout and json.loads(ok(env, "sel", "--json").stdout).get("entries") == []
+    doc = json.loads(ok(env, "sel", "--json").stdout)
+    assert doc["entries"] == [] and doc["total_entries"] == 0
 
 
 def test_unknown_target_is_not_found(env):
     for args in (("power",), ("power", "off"), ("sel", "clear")):
         result = bmc(env, *args, "--target", "nope")
         assert result.returncode == 1, result
-        assert result.stderr.startswith("hostagent: NOT_FOUND: no BMC target 'nope' (targets: lab1)")
+        assert result.stderr.startswith("hostagent: NOT_FOUND: no BMC target 'nope' (targets: lab1, dead)")
         assert "request id" not in result.stderr  # nothing was started
 
 
