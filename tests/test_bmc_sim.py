@@ -128,16 +128,17 @@ def env(tmp_path_factory):
     require_ipmi_sim()
     tmp = tmp_path_factory.mktemp("bmc")
     sims = (IpmiSim(tmp / "simA").start(), IpmiSim(tmp / "simB").start())
-    agent = None
+    agent = AgentProcess(tmp, config=agent_config(tmp, sims))
+    e = None
     try:
-        agent = AgentProcess(tmp, config=agent_config(tmp, sims)).wait_ready()
-        e = Env(tmp, sims, agent)
+        e = Env(tmp, sims, agent.wait_ready())
         e.wait_value("ipmi_up", 1.0, collector="ipmi", target="rack1")
         e.wait_value("ipmi_up", 1.0, collector="ipmi", target="")
         yield e
     finally:
-        if agent is not None:
-            agent.stop()
+        agent.stop()
+        if e is not None:
+            e.agent.stop()  # the SEL test restarts the agent
         for s in sims:
             s.stop()
 
@@ -349,8 +350,8 @@ def test_sel_entry_is_an_event_once_not_again_after_restart(env, tmp_path):
 
     # Restart the agent on the same state directory: not delivered again.
     env.agent.stop()
-    env.agent = AgentProcess(env.tmp, config=env.agent.config.read_text()).wait_ready()
-    env.__init__(env.tmp, env.sims, env.agent)
+    env.agent = AgentProcess(env.tmp, config=env.agent.config.read_text())  # stopped by the fixture
+    env.__init__(env.tmp, env.sims, env.agent.wait_ready())
     env.wait_value("ipmi_up", 1.0, collector="sel", target="rack1")
     again = [e for e in _sel_events(env, since=1) if e.labels.get("record_id") == str(record)]
     assert again == []

@@ -56,7 +56,8 @@ port = {free_udp_port()}
 username = "{sim.ADMIN[0]}"
 password = "file:{password}"
 timeout = "0.3s"
-""").wait_ready()
+""")
+        agent.wait_ready()
         yield sim, agent
     finally:
         if agent is not None:
