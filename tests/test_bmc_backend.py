@@ -117,3 +117,24 @@ def test_a_killed_bmc_times_out_and_recovers_without_a_new_backend(tmp_path):
         assert b.logins >= 2  # a fresh session, same backend
     finally:
         sim.stop()
+
+
+def test_waiting_for_a_slow_bmc_does_not_burn_cpu(sim):
+    """The wake-up race fix must wait, not spin: a BMC that takes 300 ms to
+    answer costs the agent (nearly) no CPU in the meantime."""
+    import os
+    import signal
+
+    b = backend(sim)
+    b.chassis_status()  # logged in
+    cpu0 = time.process_time()
+    os.kill(sim._proc.pid, signal.SIGSTOP)
+    try:
+        t = threading.Thread(target=b.chassis_status)
+        t.start()
+        time.sleep(0.3)
+    finally:
+        os.kill(sim._proc.pid, signal.SIGCONT)
+    t.join(5)
+    assert time.process_time() - cpu0 < 0.1
+    b.close()

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from dataclasses import dataclass
 
 from pyghmi.ipmi.private import session as _pyghmi_session
@@ -166,7 +165,10 @@ def _io_wait_fixed(timeout, myaddr=None, evq=None):
     evt = threading.Event()
     if evq is not None:
         evq.append(evt)
-    deadline = timeout + time.monotonic()
+    # pyghmi's own clock (os.times()-based), not time.monotonic(): the I/O
+    # thread compares deadlines against it, and another clock makes every
+    # waiter look expired (a busy ping-pong between the two threads).
+    deadline = timeout + _pyghmi_session._monotonic_time()
     _pyghmi_session.ioqueue.append((deadline, evt, myaddr))
     if deadline < _pyghmi_session.selectdeadline:
         intsock = _pyghmi_session.iosockets[0]
