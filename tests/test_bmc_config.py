@@ -324,7 +324,7 @@ def test_error_names_the_config_file(load, tmp_path, pwfile):
 # ----------------------------------------------------------------- rendering --
 
 def test_rendered_config_round_trips_and_never_contains_the_password(load, pwfile, tmp_path):
-    cfg = load(f'''
+    cfg = load('''
 [bmc]
 initial_backoff = "750ms"
 max_backoff = "1h"
