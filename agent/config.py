@@ -16,10 +16,10 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
 from agent.bmc.config import BmcConfig, bmc_to_toml, parse_bmc
-from agent.config_values import (SUN_PATH_MAX, Invalid, abs_path, bool_, choice, count,  # noqa: F401
-                                 duration, format_duration, identities, is_loopback, listen,
-                                 optional_path, parse_duration, socket_path, split_hostport,
-                                 type_name)
+from agent.config_values import (INSECURE, SUN_PATH_MAX, Invalid, abs_path, bool_,  # noqa: F401
+                                 choice, count, duration, format_duration, identities,
+                                 is_loopback, listen, optional_path, parse_duration, socket_path,
+                                 split_hostport, type_name, unqualified_identities)
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
@@ -68,10 +68,15 @@ class TlsConfig:
 @dataclass(frozen=True)
 class AuthConfig:
     """Identity -> role.  ``identities`` is the defaults merged with the file's
-    table; ``roles_file`` (TOML, ``[identities]``) is read at start and reload."""
+    table, every key qualified (``cert:``, ``unix:uid:N``, ``insecure``);
+    ``roles_file`` (TOML, ``[identities]``) is read at start and reload.
+    ``unqualified`` is derived, not a key: the file's keys written before
+    identities were qualified, and how each is read (the daemon warns)."""
 
     roles_file: str = ""
     identities: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    unqualified: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}),
+                                           metadata={"derived": True})
 
 
 @dataclass(frozen=True)
@@ -195,8 +200,8 @@ def _defaults(env: Mapping[str, str], uid: int) -> dict[str, Any]:
         "tls": asdict(TlsConfig()),
         # Local root and the agent's own user administer it over the unix
         # socket; plaintext loopback TCP (no TLS configured) may only read.
-        "auth": {"roles_file": "", "identities": {"uid:0": "admin", f"uid:{uid}": "admin",
-                                                  "insecure": "viewer"}},
+        "auth": {"roles_file": "", "identities": {"unix:uid:0": "admin", f"unix:uid:{uid}": "admin",
+                                                  INSECURE: "viewer"}},
         "operations": asdict(OperationsConfig()),
     }
 
@@ -298,6 +303,8 @@ def load_config(path: str | None, *, overrides: Mapping[str, object] = _NO_OVERR
     merged = {**defaults["auth"]["identities"], **sections["auth"]["identities"]}
     sections["auth"]["identities"] = MappingProxyType(
         {k: v for k, v in merged.items() if v != "none"})
+    sections["auth"]["unqualified"] = MappingProxyType(
+        unqualified_identities(doc.get("auth", {}).get("identities")))
     _check_security(chk, sections)
     telemetry = TelemetryConfig(**sections["telemetry"])
 
@@ -377,7 +384,8 @@ def config_to_toml(cfg: Config) -> str:
     for name in _SECTIONS:
         section = getattr(cfg, name)
         out += ["", f"[{name}]"]
-        out += [f"{f.name} = {_toml_value(getattr(section, f.name))}" for f in fields(section)]
+        out += [f"{f.name} = {_toml_value(getattr(section, f.name))}" for f in fields(section)
+                if not f.metadata.get("derived")]
     for name, c in sorted(cfg.collectors.items()):
         key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _toml_value(name)
         out += ["", f"[collectors.{key}]"]

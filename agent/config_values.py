@@ -12,6 +12,8 @@ import re
 from fractions import Fraction
 from typing import Any, Callable
 
+from agent.errors import quote
+
 SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes, NUL included
 ROLES = ("none", "viewer", "operator", "admin")
 
@@ -195,19 +197,55 @@ def count(low: int, high: int) -> Callable[[Any], int]:
 
 
 _IDENTITY_RE = re.compile(r"[^\s\x00-\x1f]{1,512}")
+_UNIX_RE = re.compile(r"unix:uid:[0-9]{1,10}")
+
+# Identities are qualified by where they come from, so that no caller can name
+# itself into another source's namespace: a certificate whose CN is "uid:0" is
+# "cert:uid:0", never root on the unix socket ("unix:uid:0").
+CERT_PREFIX = "cert:"
+UNIX_PREFIX = "unix:"
+INSECURE = "insecure"  # every plaintext TCP caller
+
+
+def qualify_identity(key: str) -> str:
+    """The qualified form of a roles-table key.  Keys written before
+    identities were qualified are read as they were meant: ``uid:N`` was a
+    unix peer, ``insecure`` the plaintext caller, anything else a
+    certificate name."""
+    if key == INSECURE or key.startswith((CERT_PREFIX, UNIX_PREFIX)):
+        return key
+    if re.fullmatch(r"uid:[0-9]{1,10}", key):
+        return UNIX_PREFIX + key
+    return CERT_PREFIX + key
+
+
+def unqualified_identities(v: Any) -> dict[str, str]:
+    """The keys of a roles table that are not qualified -> how they are read."""
+    if not isinstance(v, dict):
+        return {}
+    return {k: qualify_identity(k) for k in v if isinstance(k, str) and qualify_identity(k) != k}
 
 
 def identities(v: Any) -> dict[str, str]:
-    """``{"uid:0": "admin", "spiffe://region/cp": "operator"}``."""
+    """``{"unix:uid:0": "admin", "cert:spiffe://region/cp": "operator"}``;
+    returned with every key qualified (``qualify_identity``)."""
     if not isinstance(v, dict):
         raise Invalid(f"expected a table of identity = role, got {type_name(v)}")
-    out = {}
+    out: dict[str, str] = {}
+    written: dict[str, str] = {}
     for ident, role in v.items():
         if not _IDENTITY_RE.fullmatch(ident):
-            raise Invalid(f"identity {ident!r} is empty, too long or has spaces")
+            raise Invalid(f"identity {quote(ident)} is empty, too long or has spaces")
         if role not in ROLES:
-            raise Invalid(f"{ident}: role {role!r} is not one of {', '.join(ROLES)}")
-        out[ident] = role
+            raise Invalid(f"{quote(ident)}: role {quote(str(role))} is not one of {', '.join(ROLES)}")
+        key = qualify_identity(ident)
+        if key.startswith(UNIX_PREFIX) and not _UNIX_RE.fullmatch(key):
+            raise Invalid(f"identity {quote(ident)}: a unix peer is written unix:uid:<number>")
+        if key == CERT_PREFIX:
+            raise Invalid(f"identity {quote(ident)}: a certificate identity is written cert:<name>")
+        if key in out:
+            raise Invalid(f"identity {quote(ident)} is given twice (also as {quote(written[key])})")
+        out[key], written[key] = role, ident
     return out
 
 

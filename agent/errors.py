@@ -2,6 +2,17 @@
 codes in exactly one place (``agent.api.interceptors``), psutil-style."""
 from __future__ import annotations
 
+QUOTE_MAX = 100  # characters of a caller's input that a message may repeat
+
+
+def quote(value: object, limit: int = QUOTE_MAX) -> str:
+    """``repr`` of a caller's input for an error message, cut to ``limit``
+    characters: a 1 MB field must not come back in the answer or the log."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + f"... ({len(text)} characters)"
+
 
 class AgentError(Exception):
     """Base class; ``str()`` is the message shown to the client."""

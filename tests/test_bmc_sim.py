@@ -249,7 +249,7 @@ def test_a_retried_request_is_done_once(env):
     audit = [json.loads(line) for line in (env.agent.state / "audit.jsonl").read_text().splitlines()]
     mine = [a for a in audit if a.get("request_id") == req.request_id]
     assert [a["method"] for a in mine] == ["/hostagent.v1.Bmc/SetPowerState"] * 2
-    assert {a["identity"] for a in mine} == {"uid:0"} and {a["status"] for a in mine} == {"OK"}
+    assert {a["identity"] for a in mine} == {"unix:uid:0"} and {a["status"] for a in mine} == {"OK"}
     changed = bmc_pb2.SetPowerStateRequest(request_id=req.request_id, target="rack1",
                                            action=bmc_pb2.POWER_ACTION_ON)
     code, details = rpc_error(lambda: env.bmc.SetPowerState(changed, timeout=5))

@@ -247,12 +247,17 @@ def test_printed_config_loads_back_to_the_same_config(write):
 def test_security_defaults_and_rules(write):
     cfg = load()
     assert not cfg.tls.enabled and not cfg.server.insecure
-    assert cfg.auth.identities["uid:0"] == "admin" and cfg.auth.identities["insecure"] == "viewer"
+    assert cfg.auth.identities["unix:uid:0"] == "admin" and cfg.auth.identities["insecure"] == "viewer"
     assert cfg.operations.retention == 7 * 86400
     # A file's identities merge over the defaults; "none" removes a default.
-    cfg = load(write('[auth.identities]\n"spiffe://r1/cp" = "operator"\ninsecure = "none"\n'))
-    assert cfg.auth.identities["spiffe://r1/cp"] == "operator" and "insecure" not in cfg.auth.identities
-    assert cfg.auth.identities["uid:0"] == "admin"
+    cfg = load(write('[auth.identities]\n"cert:spiffe://r1/cp" = "operator"\ninsecure = "none"\n'))
+    assert cfg.auth.identities["cert:spiffe://r1/cp"] == "operator" and "insecure" not in cfg.auth.identities
+    assert cfg.auth.identities["unix:uid:0"] == "admin" and not cfg.auth.unqualified
+    # Keys from before identities were qualified: read as meant, and listed.
+    cfg = load(write('[auth.identities]\n"spiffe://r1/cp" = "operator"\n"uid:0" = "none"\n'))
+    assert cfg.auth.identities["cert:spiffe://r1/cp"] == "operator"
+    assert "unix:uid:0" not in cfg.auth.identities and "uid:0" not in cfg.auth.identities
+    assert dict(cfg.auth.unqualified) == {"spiffe://r1/cp": "cert:spiffe://r1/cp", "uid:0": "unix:uid:0"}
 
 
 @pytest.mark.parametrize("text, key", [
@@ -260,6 +265,9 @@ def test_security_defaults_and_rules(write):
     ('[tls]\ncert_file = "/etc/hostagent/tls/server.pem"\n', "tls.key_file"),  # half a TLS config
     ('[auth.identities]\n"uid:0" = "root"\n', "auth.identities"),  # no such role
     ('[auth.identities]\n"two words" = "viewer"\n', "auth.identities"),
+    ('[auth.identities]\n"unix:root" = "admin"\n', "auth.identities"),  # unix:uid:<n> only
+    ('[auth.identities]\n"cert:" = "admin"\n', "auth.identities"),
+    ('[auth.identities]\n"uid:0" = "admin"\n"unix:uid:0" = "viewer"\n', "auth.identities"),  # twice
     ('[operations]\nretention = "365d"\n', "operations.retention"),
 ])
 def test_security_errors_name_the_key(write, text, key):

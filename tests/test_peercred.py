@@ -97,7 +97,7 @@ def test_unix_caller_gets_its_uid(stack):
     proxy, path, _ = stack
     assert _call(f"unix:{path}", "Uid") == str(os.getuid()).encode()
     name, kind, peer = _call(f"unix:{path}", "Name").decode().split(" ", 2)
-    assert (name, kind) == (f"uid:{os.getuid()}", "uid")
+    assert (name, kind) == (f"unix:uid:{os.getuid()}", "uid")
     assert peer == f"unix uid={os.getuid()} pid={os.getpid()}"
 
 

@@ -38,12 +38,12 @@ def test_roles_file_reload_applies_and_a_bad_one_keeps_the_last_good(tmp_path):
     with AgentProcess(tmp_path, config=config(pki, f'[auth]\nroles_file = "{roles}"\n')) as agent:
         agent.wait_ready()
         assert list_metrics(agent, pki, guest) is grpc.StatusCode.UNAUTHENTICATED
-        roles.write_text('[identities]\nguest = "viewer"\n')
+        roles.write_text('[identities]\n"cert:guest" = "viewer"\n')
         mark = len(agent.lines)
         agent.signal(signal.SIGHUP)
         agent.wait_event("auth.reloaded", start=mark)
         assert list_metrics(agent, pki, guest) is grpc.StatusCode.OK
-        roles.write_text('[identities]\nguest = "superuser"\n')
+        roles.write_text('[identities]\n"cert:guest" = "superuser"\n')
         mark = len(agent.lines)
         agent.signal(signal.SIGHUP)
         failed = agent.wait_event("auth.reload_failed", start=mark)

@@ -40,9 +40,9 @@ cert_file = "{pki.server.cert}"
 key_file = "{pki.server.key}"
 client_ca_file = "{pki.ca.cert_file}"
 [auth.identities]
-viewer = "viewer"
-"spiffe://test/operator" = "operator"
-"admin.test" = "admin"
+"cert:viewer" = "viewer"
+"cert:spiffe://test/operator" = "operator"
+"cert:admin.test" = "admin"
 {extra}"""
 
 
@@ -132,7 +132,7 @@ def test_every_method_enforces_its_role(node, pki):
                                         grpc.StatusCode.UNAUTHENTICATED), method.full_name
     denials = {(r["identity"], r["method"]) for r in node.audit() if r["decision"] == "deny"}
     for service, method in mutating:
-        assert ("viewer", f"/{service.full_name}/{method.name}") in denials
+        assert ("cert:viewer", f"/{service.full_name}/{method.name}") in denials
     with node.channel(pki.operator) as operator:
         assert touch(operator, "op-1")[0] is grpc.StatusCode.OK
         code, details = touch(operator, "op-2", method="Wipe")  # admin only
@@ -279,7 +279,7 @@ def test_audit_verify_detects_an_edited_and_a_deleted_line(node, pki):
     lines = path.read_text().splitlines(keepends=True)
     assert len(lines) >= 4
     original = "".join(lines)
-    path.write_text("".join(lines[:1] + [lines[1].replace('"viewer"', '"admin.test"')] + lines[2:]))
+    path.write_text("".join(lines[:1] + [lines[1].replace('"cert:viewer"', '"cert:admin.test"')] + lines[2:]))
     bad = verify()
     assert bad.returncode == 1 and "line 2" in bad.stderr  # the edited line itself
     path.write_text("".join(lines[:1] + lines[2:]))
@@ -292,7 +292,7 @@ def test_audit_verify_detects_an_edited_and_a_deleted_line(node, pki):
 def test_unix_socket_caller_is_identified_by_uid(node, pki):
     with grpc.insecure_channel(f"unix:{node.proc.socket}") as ch:
         code, op = touch(ch, "uds-1", name="u")
-    assert code is grpc.StatusCode.OK and op.identity == f"uid:{os.getuid()}"
+    assert code is grpc.StatusCode.OK and op.identity == f"unix:uid:{os.getuid()}"
     records = [r for r in node.audit() if r["request_id"] == "uds-1"]
-    assert records and records[0]["identity"] == f"uid:{os.getuid()}"
+    assert records and records[0]["identity"] == f"unix:uid:{os.getuid()}"
     assert records[0]["decision"] == "allow" and records[0]["status"] == "OK"

@@ -142,9 +142,9 @@ def _python_server_speaks(pki, version: ssl.TLSVersion) -> bool:
 
 # -- identities ------------------------------------------------------------
 @pytest.mark.parametrize("who, expected", [
-    ("operator", "spiffe://test/operator"),  # URI SAN beats DNS SAN and CN
-    ("admin", "admin.test"),                 # DNS SAN only
-    ("viewer", "viewer"),                    # CN only
+    ("operator", "cert:spiffe://test/operator"),  # URI SAN beats DNS SAN and CN
+    ("admin", "cert:admin.test"),                 # DNS SAN only
+    ("viewer", "cert:viewer"),                    # CN only
 ])
 def test_client_identity(server, pki, who, expected):
     _, port = server
@@ -183,7 +183,7 @@ def test_identify_plaintext_without_proxy_is_nobody():
             return type("P", (), {"uid": 7, "pid": 9})() if peer.endswith(":4000") else None
 
     assert identify(Ctx(), None) is None
-    assert identify(Ctx(), Proxy()) == Identity("uid:7", "uid", "unix uid=7 pid=9")
+    assert identify(Ctx(), Proxy()) == Identity("unix:uid:7", "uid", "unix uid=7 pid=9")
 
 
 # -- protocol versions -----------------------------------------------------
@@ -210,7 +210,7 @@ def test_rotation_applies_to_new_connections(server, pki, live, tmp_path, caplog
     caplog.set_level(logging.INFO, logger="agent.security.tls")
     tls, port = server
     old = _channel(port, pki, pki.operator)
-    assert old.unary_unary("/test.Tls/Who")(b"", timeout=5) == b"spiffe://test/operator"
+    assert old.unary_unary("/test.Tls/Who")(b"", timeout=5) == b"cert:spiffe://test/operator"
 
     new_ca = Authority(tmp_path / "pki", "client-ca-2")
     new_client = new_ca.issue("ops2", "ops2")
@@ -220,11 +220,11 @@ def test_rotation_applies_to_new_connections(server, pki, live, tmp_path, caplog
     _install(new_ca.pem, live["ca"], 0o644)
 
     assert _handshake(port, new_client, pki.ca.cert_file)[1] == new_server.serial
-    assert _who(port, pki, new_client) == "ops2"
+    assert _who(port, pki, new_client) == "cert:ops2"
     _refused(port, pki, pki.operator)  # its CA is no longer trusted
     assert tls.serial == new_server.serial and tls.reloads == 1
     # The connection made before the rotation lives on.
-    assert old.unary_unary("/test.Tls/Who")(b"", timeout=5) == b"spiffe://test/operator"
+    assert old.unary_unary("/test.Tls/Who")(b"", timeout=5) == b"cert:spiffe://test/operator"
     old.close()
     assert [r.getMessage() for r in caplog.records] == ["tls.reloaded"]
 
@@ -261,7 +261,7 @@ def test_broken_files_at_reload_keep_the_last_good_config(server, pki, live, tmp
     else:  # the same key, reinstalled world-readable
         _install(live["key"].read_bytes(), live["key"], 0o644)
     for _ in range(3):  # three new connections, one warning
-        assert _who(port, pki, pki.admin) == "admin.test"
+        assert _who(port, pki, pki.admin) == "cert:admin.test"
         assert _handshake(port, pki.viewer, pki.ca.cert_file)[1] == pki.server.serial
     failed = [r for r in caplog.records if r.getMessage() == "tls.reload_failed"]
     assert len(failed) == 1 and failed[0].levelno == logging.WARNING

@@ -17,21 +17,27 @@ from agent.audit import AuditLog
 from agent.config import Config
 from agent.config_values import is_loopback, split_hostport
 from agent.logs import get_logger
-from agent.security.identity import Identity, identify
+from agent.security.identity import PLAINTEXT, Identity, identify
 from agent.security.peercred import PeerCredProxy
 from agent.security.policy import Policy, RolesFileError, load_roles_file, method_rules
 from agent.security.tls import ServerTls
 
 log = get_logger(__name__)
-INSECURE = "insecure"  # the identity of every plaintext TCP caller
 
 
 def build_policy(cfg: Config, files: Iterable[FileDescriptor]) -> Policy:
     """Config identities, then the roles file's (which win).  Raises
-    RolesFileError for a bad roles file."""
+    RolesFileError for a bad roles file.  Keys written before identities
+    were qualified are logged with how they are read, once per load."""
     identities = dict(cfg.auth.identities)
+    legacy = dict(cfg.auth.unqualified)
     if cfg.auth.roles_file:
-        identities.update(load_roles_file(cfg.auth.roles_file))
+        table, old = load_roles_file(cfg.auth.roles_file)
+        identities.update(table)
+        legacy.update(old)
+    for key, read_as in sorted(legacy.items()):
+        log.warning("auth.unqualified_identity", written=key, read_as=read_as,
+                    action=f"write it as {read_as!r} (see docs/security.md, identities)")
     return Policy(method_rules(files), identities)
 
 
@@ -56,7 +62,7 @@ class Access:
         who = identify(context, self.proxy)
         if who is None and self.plaintext_tcp and context.auth_context().get(
                 "transport_security_type") != [b"ssl"]:
-            return Identity(INSECURE, INSECURE, context.peer())
+            return Identity(PLAINTEXT, PLAINTEXT, context.peer())
         return who
 
     def interceptor(self) -> AuthInterceptor:

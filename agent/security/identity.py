@@ -1,12 +1,16 @@
 """Who is calling: a name from the client certificate, or the unix uid.
 
-Identities are the strings the roles table maps:
+Identities are the strings the roles table maps, qualified by their source
+so that one source can never name itself into another's namespace:
 
-- a client certificate gives its first URI SAN (``spiffe://region1/control-plane``),
-  else its first DNS SAN (``ops1.example``), else its subject CN;
-- a unix-socket caller gives ``uid:<number>`` (``uid:0``), read with
+- a client certificate gives ``cert:`` and its first URI SAN
+  (``cert:spiffe://region1/control-plane``), else its first DNS SAN
+  (``cert:ops1.example``), else its subject CN.  A certificate whose CN is
+  ``uid:0`` is ``cert:uid:0``, not root;
+- a unix-socket caller gives ``unix:uid:<number>`` (``unix:uid:0``), read with
   SO_PEERCRED by :class:`agent.security.peercred.PeerCredProxy`;
-- anything else (plaintext TCP not relayed by the proxy) has no identity.
+- anything else (plaintext TCP not relayed by the proxy) has no identity here;
+  ``agent.security.access`` names it ``insecure`` where plaintext is allowed.
 """
 from __future__ import annotations
 
@@ -17,14 +21,17 @@ import grpc
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
 
+from agent.config_values import CERT_PREFIX, INSECURE, UNIX_PREFIX
+
 CERT = "cert"
 UID = "uid"
+PLAINTEXT = INSECURE
 
 
 @dataclass(frozen=True)
 class Identity:
-    name: str   # what the roles table maps: "spiffe://...", "ops1.example", "uid:0"
-    kind: str   # CERT or UID
+    name: str   # what the roles table maps: "cert:spiffe://...", "unix:uid:0", "insecure"
+    kind: str   # CERT, UID or PLAINTEXT
     peer: str   # the transport peer: "ipv4:10.0.0.5:40112" or "unix uid=0 pid=123"
 
 
@@ -40,7 +47,11 @@ class PeerLookup(Protocol):
 
 
 def uid_identity(uid: int) -> str:
-    return f"uid:{uid}"
+    return f"{UNIX_PREFIX}uid:{uid}"
+
+
+def cert_identity(name: str) -> str:
+    return CERT_PREFIX + name
 
 
 def _first(values: Sequence[bytes] | None) -> str | None:
@@ -101,7 +112,7 @@ def identify(context: grpc.ServicerContext, peers: PeerLookup | None) -> Identit
     auth = context.auth_context()
     if _first(auth.get("transport_security_type")) == "ssl":
         name = identity_from_cert(auth)
-        return Identity(name, CERT, peer) if name else None
+        return Identity(cert_identity(name), CERT, peer) if name else None
     relayed = peers.lookup(peer) if peers is not None else None
     if relayed is None:
         return None

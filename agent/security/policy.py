@@ -12,7 +12,7 @@ from typing import Iterable, Mapping
 
 from google.protobuf.descriptor import FileDescriptor
 
-from agent.config_values import Invalid, identities as check_identities
+from agent.config_values import Invalid, identities as check_identities, unqualified_identities
 from agent.gen.hostagent.v1 import options_pb2
 
 
@@ -64,8 +64,9 @@ class RolesFileError(Exception):
         self.path = path
 
 
-def load_roles_file(path: str) -> dict[str, str]:
-    """The ``[identities]`` table of a roles file; any other key is an error."""
+def load_roles_file(path: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The ``[identities]`` table of a roles file, its keys qualified, and
+    the keys that were not (-> how they are read); any other key is an error."""
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)
@@ -74,8 +75,9 @@ def load_roles_file(path: str) -> dict[str, str]:
     unknown = sorted(set(doc) - {"identities"})
     if unknown:
         raise RolesFileError(path, f"{unknown[0]}: unknown key (valid: identities)")
+    table = doc.get("identities", {})
     try:
-        return check_identities(doc.get("identities", {}))
+        return check_identities(table), unqualified_identities(table)
     except Invalid as exc:
         raise RolesFileError(path, f"identities: {exc}") from None
 
