@@ -58,7 +58,7 @@ def status(args) -> int:
                 health_pb2.HealthCheckRequest(service=""), timeout=args.timeout)
             resp = telemetry_pb2_grpc.TelemetryStub(ch).GetMetrics(tpb.GetMetricsRequest(
                 selector=tpb.MetricSelector(names=["hostagent_collector_*", "hostagent_build_info",
-                                                   "hostagent_series", "hostagent_start_time_seconds"])),
+                                                   "hostagent_series"])),
                 timeout=args.timeout)
     except grpc.RpcError as exc:
         return _fail(args, exc)

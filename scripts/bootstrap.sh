@@ -53,7 +53,33 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extra=""
 [ "$purpose" != run ] && extra="[test]"
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+# Skip the install when nothing it depends on changed since the last one: the
+# stamp is a hash of the project's metadata and the extension sources, and
+# the purpose it was made for (a test install serves a run too); the built
+# extensions must still be there.  This is what makes a second
+# `scripts/run.sh` start in about a second instead of twenty.
+level() { case "$1" in run) echo 1 ;; test) echo 2 ;; *) echo 3 ;; esac; }
+stamp_file=.venv/.hostagent-bootstrap
+stamp=$(cat pyproject.toml setup.py ext/*.pyx ext/*.pxi | sha256sum | cut -d' ' -f1)
+read -r old_stamp old_level 2>/dev/null < "$stamp_file" || true
+built() { compgen -G 'agent/core/_kernels.*.so' >/dev/null && compgen -G 'agent/core/_netlink.*.so' >/dev/null; }
+if [ "${old_stamp:-}" = "$stamp" ] && [ "${old_level:-0}" -ge "$(level "$purpose")" ] && built; then
+  exit 0
+fi
+# A venv made by an old Python's ensurepip may have a pip too old for the
+# build; upgrade only then, not on every run.
+.venv/bin/python - <<'PY' || .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+import sys
+from importlib.metadata import version
+sys.exit(int(version("pip").split(".")[0]) < 23)
+PY
 # Editable: the Cython extension is built into agent/core/ beside its twin.
-.venv/bin/python -m pip install -q -e ".${extra}"
+# The build's chatter (setuptools' notes on editable installs) is shown only
+# when the install fails.
+log=$(mktemp)
+if ! .venv/bin/python -m pip install -q -e ".${extra}" >"$log" 2>&1; then
+  cat "$log" >&2; rm -f "$log"; exit 1
+fi
+rm -f "$log"
 .venv/bin/python -c 'import agent.core as c; print(f"bootstrap: kernels={c.IMPLEMENTATION}", file=__import__("sys").stderr)'
+echo "$stamp $(level "$purpose")" > "$stamp_file"

@@ -85,3 +85,22 @@ def test_plaintext_off_host_listener_warns_at_every_start(tmp_path, capsys):
     access.close()
     err = capsys.readouterr().err
     assert "event=security.insecure_listener" in err and "level=warning" in err
+
+
+def test_a_viewer_may_list_and_check_health(tmp_path):
+    """Health.List (newer than Check and Watch) is a viewer's right too."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    pki = make_pki(tmp_path)
+    with AgentProcess(tmp_path, config=config(pki)) as agent:
+        agent.wait_ready()
+        creds = grpc.ssl_channel_credentials(root_certificates=pki.ca.pem,
+                                             private_key=pki.viewer.key.read_bytes(),
+                                             certificate_chain=pki.viewer.cert.read_bytes())
+        with grpc.secure_channel(agent.grpc_address, creds) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            listed = stub.List(health_pb2.HealthListRequest(), timeout=5)
+            assert listed.statuses[""].status == health_pb2.HealthCheckResponse.SERVING
+            assert "hostagent.v1.Telemetry" in listed.statuses
+            assert stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
+                health_pb2.HealthCheckResponse.SERVING

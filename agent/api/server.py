@@ -3,6 +3,7 @@ interceptors.  Listeners are added by ``agent.security.access`` (mutual TLS,
 the unix socket's peer-credential proxy)."""
 from __future__ import annotations
 
+import threading
 from concurrent import futures
 from dataclasses import dataclass, field
 
@@ -20,6 +21,28 @@ TELEMETRY = telemetry_pb2.DESCRIPTOR.services_by_name["Telemetry"]
 INVENTORY = inventory_pb2.DESCRIPTOR.services_by_name["Inventory"]
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024   # responses (a 100k-series snapshot fits)
 MAX_RECEIVE_BYTES = 1024 * 1024         # requests are small; refuse big ones early
+
+
+class HealthService(health.HealthServicer):
+    """grpc's health servicer plus ``List``, which grpc.health.v1 defines
+    but the library answers UNIMPLEMENTED: a client can see every service's
+    status in one call."""
+
+    def __init__(self) -> None:
+        super().__init__(experimental_non_blocking=True)
+        self._statuses: dict[str, int] = {}
+        self._statuses_lock = threading.Lock()
+
+    def set(self, service: str, status) -> None:
+        with self._statuses_lock:
+            self._statuses[service] = status
+        super().set(service, status)
+
+    def List(self, request, context):
+        with self._statuses_lock:
+            statuses = dict(self._statuses)
+        return health_pb2.HealthListResponse(statuses={
+            name: health_pb2.HealthCheckResponse(status=status) for name, status in statuses.items()})
 
 
 @dataclass
@@ -74,7 +97,7 @@ def build_server(services: list[tuple[object, ServiceDescriptor]], max_workers: 
     for servicer, descriptor in services:
         add_service(server, servicer, descriptor)
     names = tuple(d.full_name for _, d in services)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_servicer = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(names + (health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     grpc_server = GrpcServer(server, health_servicer, names)

@@ -1,6 +1,6 @@
 """The agent's own health: build, kernels in use, each collector's state,
 store size, event bus and process resources (node_exporter's
-``node_scrape_collector_*`` and ``process_*`` in one place).
+``node_scrape_collector_*`` and the standard ``process_*`` in one place).
 
 Built by the daemon with the objects it reads (not through ``BUILTIN``), and
 always enabled.
@@ -8,7 +8,6 @@ always enabled.
 from __future__ import annotations
 
 import platform
-import time
 from typing import Callable
 
 import psutil
@@ -41,13 +40,18 @@ EVENTS = FamilyDesc("hostagent_events_published_total", C, "Events published on 
 DROPPED = FamilyDesc("hostagent_events_dropped_total", C,
                      "Events dropped because a watcher did not keep up")
 STREAMS = FamilyDesc("hostagent_grpc_active_streams", G, "Open server streams (StreamMetrics, WatchEvents)")
-RSS = FamilyDesc("hostagent_process_resident_memory_bytes", G, "Resident memory of the agent", "bytes")
-CPU = FamilyDesc("hostagent_process_cpu_seconds_total", C, "CPU time used by the agent", "seconds",
-                 scale=1e-6)
-FDS = FamilyDesc("hostagent_process_open_fds", G, "Open file descriptors of the agent")
+# The process_* families under the names every Prometheus client library
+# exports, so the standard alerts and dashboards (restarts, fd exhaustion,
+# memory growth) work unchanged.
+RSS = FamilyDesc("process_resident_memory_bytes", G, "Resident memory size in bytes", "bytes")
+VMS = FamilyDesc("process_virtual_memory_bytes", G, "Virtual memory size in bytes", "bytes")
+CPU = FamilyDesc("process_cpu_seconds_total", C, "Total user and system CPU time spent in seconds",
+                 "seconds", scale=1e-6)
+FDS = FamilyDesc("process_open_fds", G, "Number of open file descriptors")
+MAX_FDS = FamilyDesc("process_max_fds", G, "Maximum number of open file descriptors")
+START = FamilyDesc("process_start_time_seconds", G,
+                   "Start time of the process since unix epoch in seconds", "seconds")
 THREADS = FamilyDesc("hostagent_process_threads", G, "Threads of the agent")
-START = FamilyDesc("hostagent_start_time_seconds", G, "Unix time the agent started", "seconds")
-
 
 class AgentCollector:
     name = "agent"
@@ -59,7 +63,7 @@ class AgentCollector:
         self._events = events
         self._active_streams = active_streams
         self._process = psutil.Process()
-        self._started = time.time()
+        self._started = self._process.create_time()
 
     def collect(self, batch: Batch) -> None:
         batch.gauge(BUILD_INFO, 1, __version__, platform.python_version(), core.IMPLEMENTATION)
@@ -78,8 +82,11 @@ class AgentCollector:
         batch.counter(DROPPED, self._events.dropped_total)
         batch.gauge(STREAMS, self._active_streams())
         with self._process.oneshot():
-            batch.gauge(RSS, self._process.memory_info().rss)
+            memory = self._process.memory_info()
+            batch.gauge(RSS, memory.rss)
+            batch.gauge(VMS, memory.vms)
             times = self._process.cpu_times()
             batch.counter(CPU, int((times.user + times.system) * 1e6))
             batch.gauge(FDS, self._process.num_fds())
+            batch.gauge(MAX_FDS, self._process.rlimit(psutil.RLIMIT_NOFILE)[0])
             batch.gauge(THREADS, self._process.num_threads())

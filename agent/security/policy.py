@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Iterable, Mapping
 
 from google.protobuf.descriptor import FileDescriptor
+from grpc_health.v1 import health_pb2
 
 from agent.config_values import Invalid, identities as check_identities, unqualified_identities
 from agent.gen.hostagent.v1 import options_pb2
@@ -35,10 +36,12 @@ class MethodRule:
     mutating: bool
 
 
-# Standard services beside ours: reading health or the schema is a viewer's right.
+# Standard services beside ours: reading health or the schema is a viewer's
+# right.  Health's methods come from its descriptor, so one that grpc adds
+# (List came after Check and Watch) is a viewer's too, not denied to all.
+_HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
 STANDARD_RULES = {
-    "/grpc.health.v1.Health/Check": MethodRule(Role.VIEWER, False),
-    "/grpc.health.v1.Health/Watch": MethodRule(Role.VIEWER, False),
+    **{f"/{_HEALTH.full_name}/{m.name}": MethodRule(Role.VIEWER, False) for m in _HEALTH.methods},
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": MethodRule(Role.VIEWER, False),
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": MethodRule(Role.VIEWER, False),
 }
