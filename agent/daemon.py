@@ -1,8 +1,11 @@
 """The composition root: builds every part from the config, owns all state,
 runs until SIGTERM, reloads on SIGHUP.
 
-Start order: logging, state directory, store and scheduler (collection begins),
-gRPC and /metrics listeners, health SERVING, ``READY=1``, watchdog.  Stop
+Start order: logging, state directory, audit trail and TLS files, the
+operations journal (recovered, then reconciled with the audit trail), store
+and scheduler (collection begins), gRPC and /metrics listeners, health
+SERVING, ``READY=1``, watchdog.  A failure on the way stops what had started
+and ends in one ``agent.start_failed`` line (``agent/startup.py``).  Stop
 order is the reverse, bounded so the process exits well within 5 s.
 """
 from __future__ import annotations
@@ -36,9 +39,12 @@ from agent.gen.hostagent.v1 import bmc_pb2, operations_pb2
 from agent.logs import get_logger, setup_logging
 from agent.operations.journal import Journal
 from agent.operations.manager import OperationKind, OperationManager
+from agent.operations.reconcile import reconcile, unfinished
 from agent.security.access import Access
 from agent.security.policy import RolesFileError
-from agent.security.tls import TlsError
+from agent.security.tls import TlsError, load_material
+from agent.startup import (StartError, listen_failed, lock_state_dir, make_state_dir,
+                           open_journal, socket_failed)
 from agent.sdnotify import Notifier
 from agent.telemetry.events import EventBus, Severity
 from agent.telemetry.query import MetricsQuery
@@ -90,6 +96,8 @@ class Agent:
         self.operations: OperationManager | None = None
         self.journal: Journal | None = None
         self.bmc: BmcHub | None = None
+        self._start_events: list[tuple] = []  # published once the agent has started
+        self._state_lock: int | None = None  # flock on <state_dir>/agent.lock
 
     # -- collectors ------------------------------------------------------
     def _specs(self, cfg: Config) -> list[CollectorSpec]:
@@ -154,7 +162,9 @@ class Agent:
         cfg = self.cfg
         log.info("agent.starting", version=__version__, pid=os.getpid(),
                  kernels=core.IMPLEMENTATION, **({"kernels_note": core.FALLBACK_REASON} if core.FALLBACK_REASON else {}))
-        os.makedirs(cfg.state_dir, mode=0o750, exist_ok=True)
+        make_state_dir(cfg.state_dir)
+        self._state_lock = lock_state_dir(cfg.state_dir)
+        self.access = Access(cfg)  # the audit trail is needed by the journal's recovery
         self.bmc = BmcHub(cfg.bmc, cfg.state_dir, self._publisher)
         self._start_operations()
         specs = self._apply(cfg)
@@ -164,12 +174,18 @@ class Agent:
             log.info("grpc.listening", address=address)
         if cfg.server.metrics_listen:
             host, port = split_hostport(cfg.server.metrics_listen)
-            self.metrics = MetricsServer(host, port, self.store)
+            try:
+                self.metrics = MetricsServer(host, port, self.store)
+            except OSError as exc:
+                raise listen_failed("server.metrics_listen", cfg.server.metrics_listen, exc) from None
             shown = f"[{host}]" if ":" in host else host
             log.info("metrics.listening", url=f"http://{shown}:{self.metrics.port}/metrics")
         self.grpc.set_serving(True)
         self.events.publish("agent.started", Severity.INFO, "agent", f"hostagent {__version__} started",
                             version=__version__, kernels=core.IMPLEMENTATION)
+        # After agent.started: since_sequence=0 replays nothing, so event 1 is never replayed.
+        for kind, severity, message, labels in self._start_events:
+            self.events.publish(kind, severity, "agent", message, **labels)
         self.notifier.ready(f"serving on {', '.join(self.grpc.addresses) or 'no gRPC listener'}")
         log.info("agent.ready", collectors=",".join(s.name for s in specs))
         self._start_watchdog()
@@ -180,11 +196,23 @@ class Agent:
         kinds.update(bmc_kinds(self.bmc))
         for plugin in self.plugins:
             kinds.update(plugin.kinds())
-        self.journal = Journal(os.path.join(cfg.state_dir, "operations.db"))
+        path = os.path.join(cfg.state_dir, "operations.db")
+        self.journal, moved, reason = open_journal(path)
+        if moved:
+            # Refusing to start would cost the node its telemetry and BMC
+            # control; what is lost is short-lived operations' idempotency.
+            log.error("operations.journal_corrupt", path=path, error=reason, moved_to=moved,
+                      action="started with an empty journal: earlier operations are forgotten "
+                             "(NOT_FOUND) and a retried request_id runs again; the old file is kept")
+            self._start_events.append((
+                "operations.journal_reset", Severity.ERROR,
+                f"{path} was unreadable and moved to {os.path.basename(moved)}; operations "
+                "started before this start are forgotten", {"path": path, "moved_to": moved}))
         self.operations = OperationManager(self.journal, kinds, cfg.operations.workers,
                                            cfg.operations.retention)
-        for op in self.operations.recover():
-            log.info("operation.resumed", name=op.name, kind=op.kind)
+        before = unfinished(self.journal)
+        self.operations.recover()
+        reconcile(before, self.journal, self.access.audit)  # the kill -9 gap: docs/security.md
 
         def purge() -> None:
             while not self._stop.wait(PURGE_EVERY):
@@ -205,7 +233,6 @@ class Agent:
         services = [(TelemetryService(self.query, self.events, self.streams), TELEMETRY),
                     (InventoryService(self.inventory, self._bmc_inventory), INVENTORY),
                     (OperationsService(self.operations), OPERATIONS)]
-        self.access = Access(cfg)
         services.append((BmcService(self.bmc, self.operations, self.access.identify,
                                     lambda who: self.access.policy.role_of(who)), BMC))
         for plugin in self.plugins:
@@ -213,9 +240,16 @@ class Agent:
         self.access.use_contract(d.file for _, d in services)
         self.grpc = build_server(services, cfg.server.max_workers, (self.access.interceptor(),),
                                  cfg.server.max_concurrent_rpcs)
-        self.grpc.addresses.extend(self.access.bind(self.grpc.server))
+        try:
+            self.grpc.addresses.extend(self.access.bind(self.grpc.server))
+        except (RuntimeError, OSError) as exc:  # gRPC says only "Failed to bind"
+            raise listen_failed("server.grpc_listen", cfg.server.grpc_listen or "127.0.0.1:0",
+                                exc) from None
         self.grpc.server.start()
-        self.access.start()
+        try:
+            self.access.start()
+        except OSError as exc:
+            raise socket_failed(cfg.server.grpc_socket, exc) from None
 
     def _start_watchdog(self) -> None:
         period = self.notifier.watchdog_interval()
@@ -242,7 +276,11 @@ class Agent:
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # what had started: listeners, the socket file, threads
+            raise
         while not self._stop.is_set():
             self._stop.wait(0.2)
             if self._reload.is_set():
@@ -259,14 +297,26 @@ class Agent:
         self.notifier.reloading()
         try:
             cfg = load_agent_config(self.config_path, self.overrides)
-        except ConfigError as exc:
-            log.error("config.reload_failed", error=str(exc), action="keeping the running config")
+            if cfg.tls.enabled:  # what a start checks: a reload accepts no less
+                load_material(cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.client_ca_file)
+        except (ConfigError, TlsError) as exc:
+            where = {"file": exc.path, "error": exc.reason} if isinstance(exc, TlsError) else {
+                "error": str(exc)}
+            log.error("config.reload_failed", **where, action="keeping the running config")
             self.notifier.ready("reload failed; running with the previous config")
             return
         if cfg.server != self.cfg.server or cfg.state_dir != self.cfg.state_dir:
             log.warning("config.restart_required", reason="server and state_dir changes apply at the next start")
         if cfg.bmc != self.cfg.bmc:
             log.warning("config.restart_required", reason="[bmc] changes apply at the next start")
+        if cfg.tls != self.cfg.tls:
+            # gRPC cannot swap a port's credentials; the files already named
+            # are re-read at every handshake (rotation needs no reload).
+            log.warning("config.restart_required", reason="[tls] file changes apply at the next "
+                        "start; until then the files named before are served")
+        # Keep what runs: a later SIGHUP still sees these changes as pending.
+        cfg = replace(cfg, server=self.cfg.server, state_dir=self.cfg.state_dir, bmc=self.cfg.bmc,
+                      tls=self.cfg.tls)
         setup_logging(cfg.log.level, cfg.log.format)
         self.access.reload(cfg)
         self.store.retention = cfg.telemetry.retention
@@ -300,6 +350,9 @@ class Agent:
         self._close_retired()
         if self.bmc is not None:
             self.bmc.close()
+        if self._state_lock is not None:
+            os.close(self._state_lock)  # last: nothing writes the state directory now
+            self._state_lock = None
         log.info("agent.stopped", seconds=round(time.monotonic() - t0, 3))
 
 
@@ -320,9 +373,16 @@ def serve(config_path: str | None, overrides: dict, plugins: Sequence[Plugin] = 
     setup_logging(cfg.log.level, cfg.log.format)
     try:
         return Agent(cfg, config_path, overrides, plugins=plugins).run()
-    except (RolesFileError, TlsError) as exc:
+    except StartError as exc:
+        log.error("agent.start_failed", **exc.where, error=exc.error, action=exc.action)
+        return exc.code
+    except TlsError as exc:
+        log.error("config.invalid", file=exc.path, error=str(exc))
+        return 2
+    except RolesFileError as exc:
         log.error("config.invalid", error=str(exc))
         return 2
-    except OSError as exc:
-        log.error("agent.start_failed", error=str(exc))
+    except OSError as exc:  # not foreseen above: still one line naming the file
+        log.error("agent.start_failed", path=exc.filename or "", error=exc.strerror or str(exc),
+                  action="fix what the error names; systemd retries")
         return 1

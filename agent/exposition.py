@@ -112,7 +112,11 @@ class MetricsServer:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_class = type("Server", (ThreadingHTTPServer,),
                             {"address_family": family, "daemon_threads": True})
-        self._httpd = server_class((host, port), handler)
+        try:
+            self._httpd = server_class((host, port), handler)
+        except OSError as exc:  # http.server's error names no address; the operator needs it
+            shown = f"[{host}]" if ":" in host else host
+            raise OSError(exc.errno, f"cannot listen on {shown}:{port}: {exc.strerror}") from None
         self.host = host
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="metrics-http",

@@ -6,6 +6,11 @@ interrupted transaction is rolled back at the next open.  The unique index on
 ``(kind, request_id)`` is what makes a request_id idempotent, also between
 processes.  One connection, serialized by a lock (writes are single rows; the
 journal is not a hot path).
+
+A file SQLite cannot read (overwritten, truncated, a disk error) raises
+:class:`JournalCorrupt` at open; :func:`move_aside` keeps it for inspection
+so that the agent can start with an empty journal (docs/security.md says
+what is lost, and why that beats refusing to start).
 """
 from __future__ import annotations
 
@@ -21,6 +26,10 @@ from agent.operations.model import ACTIVE, CODE_ABORTED, TERMINAL, Operation, Op
 
 SCHEMA_VERSION = 1
 INTERRUPTED = "agent restarted while the operation was running"
+NOT_STARTED = "agent restarted before the operation started; it did not run"
+# sqlite3.h primary result codes that mean "this file is damaged"
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+_MAGIC = b"SQLite format 3\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
@@ -55,6 +64,42 @@ _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM operations"
 
 class JournalError(Exception):
     """The database is not one this version can use."""
+
+
+class JournalCorrupt(JournalError):
+    """SQLite cannot read the file as a database, or finds it damaged."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def _is_corruption(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    text = str(exc)  # no error code: a check raised it ourselves
+    return "not a database" in text or "malformed" in text
+
+
+def move_aside(path: str, clock: Callable[[], float] = time.time) -> str:
+    """Rename the database and its -wal/-shm to ``<path>.corrupt-<UTC time>``
+    (and ``...-wal``/``...-shm``: SQLite opens the copy with its own WAL);
+    returns the new name of the database."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(clock()))
+    target = f"{path}.corrupt-{stamp}"
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.replace(path + suffix, target + suffix)
+        except FileNotFoundError:
+            pass
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)  # the renames survive a power cut before the new file is made
+    finally:
+        os.close(fd)
+    return target
 
 
 class DuplicateRequest(Exception):
@@ -96,16 +141,32 @@ def _create_private(path: str) -> None:
         os.close(fd)
 
 
+def _check_header(path: str) -> None:
+    """Refuse a non-empty file that is not SQLite before SQLite opens it: on
+    closing such a file SQLite deletes its -wal, which :func:`move_aside`
+    should keep."""
+    with open(path, "rb") as f:
+        header = f.read(len(_MAGIC))
+    if header and header != _MAGIC:
+        raise JournalCorrupt(path, "file is not a database (no SQLite header)")
+
+
 class Journal:
     def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self._clock = clock
         self._lock = threading.Lock()
         _create_private(path)
+        _check_header(path)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                    timeout=10.0)
         try:
             self._setup()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if _is_corruption(exc):
+                raise JournalCorrupt(path, str(exc)) from None
+            raise
         except BaseException:
             self._db.close()
             raise
@@ -115,6 +176,11 @@ class Journal:
         if db.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower() != "wal":
             raise JournalError(f"{self.path}: cannot use WAL mode")
         db.execute("PRAGMA synchronous=FULL")
+        # A readable header over damaged pages would fail later, inside an
+        # operation; the journal is small, so check it all now.
+        problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise JournalCorrupt(self.path, "; ".join(problems))
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise JournalError(f"{self.path}: schema version {version} is newer than "
@@ -182,18 +248,22 @@ class Journal:
 
     def mark_interrupted(self, resume_kinds: Collection[str]) -> list[Operation]:
         """At start: every PENDING/RUNNING operation whose kind is not in
-        ``resume_kinds`` becomes FAILED with ABORTED; the remaining unfinished
-        ones (which may be resumed) are returned, oldest first."""
+        ``resume_kinds`` becomes FAILED with ABORTED, its message saying
+        whether it had started (``INTERRUPTED``) or not (``NOT_STARTED``);
+        the remaining unfinished ones (which may be resumed) are returned,
+        oldest first."""
         active = tuple(int(s) for s in ACTIVE)
         keep = tuple(resume_kinds)
         marks = ", ".join("?" * len(active))
         exclude = f"AND kind NOT IN ({', '.join('?' * len(keep))})" if keep else ""
         with self._lock, self._transaction():
             self._db.execute(
-                "UPDATE operations SET state = ?, error_code = ?, error_message = ?, "
+                "UPDATE operations SET state = ?, error_code = ?, "
+                # PENDING with no start_time never reached a worker: nothing ran.
+                "error_message = CASE WHEN state = ? AND start_time = 0 THEN ? ELSE ? END, "
                 f"end_time = ? WHERE state IN ({marks}) {exclude}",
-                (int(OperationState.FAILED), CODE_ABORTED, INTERRUPTED, self._clock(),
-                 *active, *keep))
+                (int(OperationState.FAILED), CODE_ABORTED, int(OperationState.PENDING),
+                 NOT_STARTED, INTERRUPTED, self._clock(), *active, *keep))
             return self._many(f"WHERE state IN ({marks}) ORDER BY seq", active)
 
     # -- reads -----------------------------------------------------------
@@ -218,6 +288,18 @@ class Journal:
             args.append(int(state))
         with self._lock:
             return self._many(f"WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?", (*args, limit))
+
+    def unfinished(self) -> list[Operation]:
+        """Every PENDING or RUNNING operation, oldest first."""
+        active = tuple(int(s) for s in ACTIVE)
+        with self._lock:
+            return self._many(f"WHERE state IN ({', '.join('?' * len(active))}) ORDER BY seq",
+                              active)
+
+    def created_since(self, t: float) -> list[Operation]:
+        """Operations created at or after ``t``, oldest first."""
+        with self._lock:
+            return self._many("WHERE create_time >= ? ORDER BY seq", (t,))
 
     def integrity_check(self) -> str:
         """``"ok"`` when SQLite finds the file intact."""

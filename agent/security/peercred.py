@@ -74,6 +74,50 @@ def parse_grpc_peer(peer: str) -> tuple[str, int] | None:
         return None
 
 
+class SocketInUse(OSError):
+    """Something answers on the socket path: another agent, most likely.
+    ``holder`` says who, as far as this process can see."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        super().__init__(errno.EADDRINUSE, f"another process is serving this socket ({holder})",
+                         path)
+        self.holder = holder
+
+
+def _describe(pid: int) -> str:
+    """``pid 1234 (hostagent)``: the process name only, never its command
+    line, which may carry a secret and lands in the log.  Only the pid where
+    /proc hides the process (ProtectProc=invisible, another pid namespace)."""
+    if pid <= 0:
+        return "a process in another pid namespace"
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            name = f.read(64).strip()
+    except OSError:
+        name = ""
+    return f"pid {pid} ({name})" if name else f"pid {pid}"
+
+
+def _holder(path: str) -> str | None:
+    """Who listens on the unix socket at ``path``; None when nobody does (a
+    socket left by a process that died: connect() is refused).  Any other
+    outcome counts as alive, because unlinking a live agent's socket cuts
+    every local operator off it without a trace."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return None
+    except OSError as exc:  # EACCES, a full backlog (timeout): someone is there
+        return f"cannot tell who: connect failed with {exc.strerror or exc}"
+    else:
+        # On the connecting side SO_PEERCRED is the listener's (from listen()).
+        return _describe(peer_credentials(probe).pid)
+    finally:
+        probe.close()
+
+
 class _Pipe:
     """One relayed connection: ``up`` carries client -> upstream bytes."""
 
@@ -127,12 +171,16 @@ class PeerCredProxy:
 
     def start(self) -> None:
         """Listen on the socket (directory created, stale socket removed, ``mode``
-        applied before the first connection can arrive) and start relaying."""
+        applied before the first connection can arrive) and start relaying.
+        Raises :class:`SocketInUse` when a live process listens on the path."""
         path = self.socket_path
         os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
         if os.path.lexists(path):  # a stale socket; never anything else
             if not stat.S_ISSOCK(os.lstat(path).st_mode):
-                raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+                raise OSError(errno.EEXIST, "exists and is not a socket", path)
+            holder = _holder(path)
+            if holder is not None:
+                raise SocketInUse(path, holder)
             os.unlink(path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
