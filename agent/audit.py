@@ -1,10 +1,10 @@
-"""The audit trail: every denied call and every mutating call, one JSON line
-each in ``<state_dir>/audit.jsonl``, hash-chained so that an edit, a deletion
-or a reordering is evident.
+"""The audit trail: every mutating call and every denial, one JSON line each
+in ``<state_dir>/audit.jsonl``, hash-chained so that an edit, a deletion or a
+reordering is evident (``agent.audit_verify`` checks it).
 
 Each line is a JSON object (ASCII, no spaces) ending in ``\\n``::
 
-    {"time":"2026-11-24T14:00:00.123Z","seq":7,"identity":"uid:0","peer":"...",
+    {"time":"2026-11-24T14:00:00.123Z","seq":7,"identity":"unix:uid:0","peer":"...",
      "method":"/hostagent.v1.Operations/CancelOperation","request_id":"r-1",
      "args":{...},"decision":"allow","status":"OK","duration_ms":1.2,
      "message":"","prev":"<sha256 hex of line 6's bytes, newline included>"}
@@ -14,38 +14,49 @@ covered by no successor: the writer keeps its hash in memory (recomputed from
 the file on reopen), and ``verify(path, last_hash)`` checks it.  Arguments
 are written with secrets masked (``redact``).  The file is 0600, opened
 ``O_APPEND``, and each record is fsync'ed before ``record`` returns.
+
+A caller must not be able to fill the disk through this file (issue 9):
+
+- a record is bounded (``agent.audit_bounds``): long values are cut and
+  marked (``truncated``, ``args_sha256``), a line stays under 4 KiB;
+- denials are rate-limited per caller; a written denial carries
+  ``suppressed``: how many of that caller's were dropped since its last
+  record, and an ``{"event":"suppressed"}`` record (at most once a minute,
+  and at close) counts the rest.  Allowed calls are always written;
+- denials are not written while less than ``deny_floor_bytes`` is free on
+  the filesystem (counted as suppressed instead, ``healthy`` unaffected), so
+  refused callers cannot bring the trail to a full disk;
+- ``<file>.reserve`` holds ``reserve_bytes`` preallocated: when the disk is
+  full anyway, it is given up so that allowed calls are still recorded;
+- a write that fails part-way is cut back to the last whole line.  When a
+  record cannot be written ``healthy`` is false (mutating calls are refused)
+  until there is room again; it then recovers by itself;
+- a line cut by a crash is found at start and *sealed* (see
+  ``agent.audit_verify``), so the chain goes on after it.
 """
 from __future__ import annotations
 
-import hashlib
+import errno
 import json
 import os
-import re
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
+from agent.audit_bounds import DenialLimiter, build_record, denial_key, encode, redact
+from agent.audit_verify import GENESIS, SEAL, BadRegion, VerifyResult, last_record, line_hash, verify
 from agent.logs import get_logger
+
+__all__ = ["AuditLog", "BadRegion", "GENESIS", "VerifyResult", "redact", "rfc3339", "verify"]
 
 log = get_logger(__name__)
 
-GENESIS = "0" * 64
-MASK = "***"
 DECISIONS = ("allow", "deny")
-_SECRET_RE = re.compile(r"passw(?:or)?d|secret|token|key|credential", re.IGNORECASE)
-_TAIL_BLOCK = 65536
-
-
-def redact(value: Any) -> Any:
-    """A copy with the value of every key that names a secret (password,
-    passwd, secret, token, key, credential; any case, anywhere in the key)
-    replaced by ``***``, in nested objects and lists too."""
-    if isinstance(value, dict):
-        return {str(k): MASK if _SECRET_RE.search(str(k)) else redact(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
-    return value
+RESERVE_BYTES = 1 << 20
+DENY_FLOOR_BYTES = 8 << 20
+_MARGIN = 64 << 10  # room for records beyond the reserve before calling the disk usable again
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_PROBE_S = 1.0  # while the trail cannot be written, how often `healthy` tries again
 
 
 def rfc3339(t: float) -> str:
@@ -54,120 +65,194 @@ def rfc3339(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
-def _hash(line: bytes) -> str:
-    return hashlib.sha256(line).hexdigest()
-
-
-def _parse(line: bytes) -> dict | None:
-    """The record on a line, or None when it is not one."""
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        return None
-    if (not isinstance(rec, dict) or not isinstance(rec.get("seq"), int)
-            or isinstance(rec.get("seq"), bool) or not isinstance(rec.get("prev"), str)):
-        return None
-    return rec
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    ok: bool
-    records: int  # records that verified (before the first bad line)
-    first_bad_line: int | None = None  # 1-based
-    reason: str = ""
-
-
-def verify(path: str, last_hash: str | None = None) -> VerifyResult:
-    """Check the chain of the file at ``path``.  ``last_hash`` (the writer's
-    ``last_hash``) also covers the last line, which no successor does."""
-    def bad(n: int, reason: str) -> VerifyResult:
-        return VerifyResult(False, n - 1, n, reason)
-
-    prev_hash, prev_seq, n = GENESIS, 0, 0
-    with open(path, "rb") as f:
-        line = f.readline()
-        while line:
-            n += 1
-            nxt = f.readline()
-            if not line.endswith(b"\n"):
-                return bad(n, "truncated: the last line is incomplete")
-            rec = _parse(line)
-            if rec is None:
-                return bad(n, "not an audit record (invalid JSON, seq or prev)")
-            seq = rec["seq"]
-            if seq <= prev_seq:
-                return bad(n, f"out of order: seq {seq} after {prev_seq}")
-            if seq != prev_seq + 1:
-                return bad(n, f"seq jumps from {prev_seq} to {seq}: records deleted or reordered")
-            if rec["prev"] != prev_hash:
-                # seq is consecutive, so a line was changed: the one before
-                # (its hash moved) or this one's prev (then the next line's
-                # prev does not match this line either).
-                next_rec = _parse(nxt) if nxt else None
-                if n > 1 and (not nxt or (next_rec and next_rec["prev"] == _hash(line))):
-                    return bad(n - 1, "modified: its hash does not match the next line's prev")
-                return bad(n, "modified: prev does not match the hash of the line before")
-            prev_hash, prev_seq = _hash(line), seq
-            line = nxt
-    if last_hash is not None and n and last_hash != prev_hash:
-        return bad(n, "modified: the last line differs from the last record written")
-    return VerifyResult(True, n)
-
-
-def _read_tail(path: str) -> tuple[list[bytes], bool]:
-    """The last (up to three) lines of the file, and whether it ends in a newline."""
-    with open(path, "rb") as f:
-        pos = f.seek(0, os.SEEK_END)
-        block = b""
-        while pos > 0 and block.count(b"\n") < 4:
-            step = min(_TAIL_BLOCK, pos)
-            pos -= step
-            f.seek(pos)
-            block = f.read(step) + block
-    return block.splitlines(keepends=True)[-3:], block.endswith(b"\n") or not block
-
-
 class AuditLog:
     """Appends records to the chain; thread-safe."""
 
-    def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
+    _os_write = staticmethod(os.write)  # tests put a failing one here
+
+    def __init__(self, path: str, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 reserve_bytes: int = RESERVE_BYTES, deny_floor_bytes: int = DENY_FLOOR_BYTES,
+                 limiter_keys: int = 1024, summary_interval: float = 60.0) -> None:
         self.path = path
+        self.reserve_path = path + ".reserve"
         self._clock = clock
+        self._monotonic = monotonic
+        self._reserve_bytes = reserve_bytes
+        self._deny_floor = deny_floor_bytes
+        self._limiter = DenialLimiter(max_keys=limiter_keys, clock=monotonic)
+        self._summary_interval = summary_interval
+        self._last_summary = monotonic()
         self._lock = threading.Lock()
+        self.errors = 0  # records that could not be written
+        self._seq, self._prev = 0, GENESIS
+        self._stale = False  # a write failed: nothing is written until a probe succeeds
+        self._lost = 0  # records not written since the last one that was
+        self._last_probe = float("-inf")
+        self._reserve_held = False
+        self._low_disk = False
         created = not os.path.exists(path)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         os.fchmod(self._fd, 0o600)
         if created:
             _fsync_dir(os.path.dirname(os.path.abspath(path)))
-        self.errors = 0  # records that could not be written
-        self._seq, self._prev = self._resync()
-        self._stale = False
+        with self._lock:
+            self._ensure_reserve()
+            try:
+                self._seq, self._prev = self._resync()
+            except OSError as exc:  # e.g. no room for the seal: retried when there is
+                self._stale = True
+                log.error("audit.write_failed", path=self.path, error=str(exc), during="open")
+
+    # -- the file ----------------------------------------------------------
+    def _free(self) -> int:
+        st = os.fstatvfs(self._fd)
+        return st.f_bavail * st.f_frsize
 
     def _resync(self) -> tuple[int, str]:
-        """(last seq, hash of the last line) from the file.  A last line cut
-        short (a crash mid-write) is ended with a newline and left in place:
-        ``verify`` reports it; the chain goes on after it."""
-        lines, complete = _read_tail(self.path)
-        if not lines:
-            return 0, GENESIS
-        last = lines[-1]
-        if not complete:
-            log.error("audit.damaged_tail", path=self.path, bytes=len(last))
-            self._write(b"\n")
-            last += b"\n"
-        for back, line in enumerate(reversed(lines)):
-            rec = _parse(line)
-            if rec is not None:
-                return rec["seq"] + back, _hash(last)
-        return 0, _hash(last)
+        """(last seq, hash of the last line) from the file.  A damaged tail
+        (a crash mid-write) is kept as evidence, ended with a newline, and
+        sealed: a record that links to the last whole one and says how many
+        bytes lie between."""
+        seq, digest, end, size, ends_nl = last_record(self.path)
+        if end == size:
+            return seq, digest
+        log.error("audit.damaged_tail", path=self.path, bytes=size - end, after_seq=seq)
+        if not ends_nl:
+            self._append(b"\n", essential=True)
+            size += 1
+        seal = {"time": rfc3339(self._clock()), "seq": seq + 1, "event": SEAL,
+                "damaged_bytes": size - end, "prev": digest}
+        line = encode(seal)
+        self._append(line, essential=True)
+        return seq + 1, line_hash(line)
 
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
-        os.fsync(self._fd)
+    def _write_whole(self, data: bytes) -> None:
+        """All of ``data`` and fsync, or the file cut back to where it was:
+        a full disk must not leave half a line to break the chain."""
+        start = os.fstat(self._fd).st_size  # we hold the lock: nobody else appends
+        view, done = memoryview(data), 0
+        try:
+            while done < len(data):
+                done += self._os_write(self._fd, view[done:])
+            os.fsync(self._fd)
+        except OSError:
+            try:
+                written = os.fstat(self._fd).st_size - start
+                os.ftruncate(self._fd, start)
+                os.fsync(self._fd)
+                if written:
+                    log.error("audit.rolled_back", path=self.path, bytes=written)
+            except OSError as exc:  # the next write re-reads the file and seals the damage
+                log.error("audit.rollback_failed", path=self.path, error=str(exc))
+            raise
 
+    def _append(self, line: bytes, essential: bool) -> bool:
+        """Write one line.  Essential lines (allowed calls, seals) may use
+        the reserve; others are skipped (False) below the free-space floor.
+        Raises OSError when the line could not be written (nothing was)."""
+        if self._fd < 0:
+            raise OSError(errno.EBADF, "the audit log is closed")
+        if not essential:
+            free = self._free()
+            if free - len(line) < self._deny_floor:
+                if not self._low_disk:
+                    self._low_disk = True
+                    log.warning("audit.low_disk", path=self.path, free_bytes=free,
+                                floor_bytes=self._deny_floor,
+                                action="denials are counted, not written, until space is back")
+                return False
+            if self._low_disk:
+                self._low_disk = False
+                log.info("audit.disk_ok", path=self.path, free_bytes=free)
+        try:
+            self._write_whole(line)
+        except OSError as exc:
+            if not (essential and exc.errno in _FULL and self._release_reserve()):
+                raise
+            self._write_whole(line)
+        if not self._reserve_held:
+            self._ensure_reserve()
+        return True
+
+    def _ensure_reserve(self) -> None:
+        """Hold ``reserve_bytes`` allocated in ``<file>.reserve`` when there is room."""
+        if self._reserve_held or self._reserve_bytes <= 0:
+            return
+        try:
+            st = os.stat(self.reserve_path)
+            if st.st_size >= self._reserve_bytes and st.st_blocks * 512 >= self._reserve_bytes:
+                self._reserve_held = True  # left by the last run
+                return
+        except FileNotFoundError:
+            pass
+        try:
+            if self._free() < self._reserve_bytes + _MARGIN:
+                return  # taking the last free space would only hurt whoever needs it now
+            fd = os.open(self.reserve_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self._reserve_bytes)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.warning("audit.reserve_unavailable", path=self.reserve_path, error=str(exc))
+            try:
+                os.unlink(self.reserve_path)
+            except OSError:
+                pass
+            return
+        self._reserve_held = True
+
+    def _release_reserve(self) -> bool:
+        if not self._reserve_held:
+            return False
+        try:
+            os.unlink(self.reserve_path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.error("audit.reserve_release_failed", path=self.reserve_path, error=str(exc))
+            return False
+        self._reserve_held = False
+        log.error("audit.reserve_released", path=self.reserve_path, bytes=self._reserve_bytes,
+                  reason="the disk is full: records now go into the space held in reserve")
+        return True
+
+    def _fail(self, error: str, **fields: Any) -> None:
+        """A record could not be written."""
+        self.errors += 1
+        self._lost += 1
+        self._stale = True
+        log.error("audit.write_failed", path=self.path, error=error, **fields)
+
+    def _recover(self, force: bool = False) -> bool:
+        """Try (at most once per _PROBE_S unless ``force``) to write again:
+        with the reserve back in hand (so there is room, not just a few
+        bytes), re-read the file (sealing any damage) and write a
+        ``{"event":"resumed","lost":N}`` record, which tells an auditor
+        that N records are missing before it."""
+        now = self._monotonic()
+        if self._fd < 0 or (not force and now - self._last_probe < _PROBE_S):
+            return False
+        self._last_probe = now
+        try:
+            self._ensure_reserve()
+            if self._reserve_bytes > 0 and not self._reserve_held:
+                return False
+            seq, prev = self._resync()
+            marker = {"time": rfc3339(self._clock()), "seq": seq + 1, "event": "resumed",
+                      "lost": self._lost, "prev": prev}
+            line = encode(marker)
+            self._append(line, essential=True)
+        except OSError:
+            return False  # still failing; the failure was logged when it happened
+        self._seq, self._prev = marker["seq"], line_hash(line)
+        log.info("audit.recovered", path=self.path, lost=self._lost)
+        self._stale, self._lost = False, 0
+        return True
+
+    # -- records -----------------------------------------------------------
     @property
     def last_hash(self) -> str:
         with self._lock:
@@ -175,43 +260,92 @@ class AuditLog:
 
     @property
     def healthy(self) -> bool:
-        """False after a failed write, until a write succeeds again."""
-        return not self._stale
+        """False while records cannot be written (after a failed write),
+        until there is room again."""
+        if not self._stale:
+            return True
+        with self._lock:
+            return not self._stale or self._recover()
+
+    @property
+    def suppressed_total(self) -> int:
+        """Denials not written (rate limit or low disk) since start."""
+        return self._limiter.suppressed_total
 
     def record(self, *, decision: str, status: str, identity: str = "", peer: str = "",
                method: str = "", request_id: str = "", args: dict | None = None,
-               duration_ms: float = 0.0, message: str = "") -> dict:
+               duration_ms: float = 0.0, message: str = "") -> dict | None:
         """Append one record (fsync'ed) and log it as an ``audit`` event;
-        returns the record.  A write error is logged and counted in
-        ``errors``, never raised: auditing does not fail the call."""
+        returns the record, or None for a denial that was only counted.  A
+        write error is logged and counted in ``errors``, never raised:
+        auditing does not fail the call."""
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {DECISIONS}")
-        rec: dict[str, Any] = {"time": "", "seq": 0, "identity": identity, "peer": peer,
-                               "method": method, "request_id": request_id,
-                               "args": redact(args or {}), "decision": decision,
-                               "status": status, "duration_ms": duration_ms,
-                               "message": message, "prev": ""}
+        key, pending = "", 0
+        if decision == "deny":
+            key = denial_key(identity, peer)
+            taken = self._limiter.take(key)
+            if taken is None:
+                return None
+            pending = taken
+        rec = build_record({"identity": identity, "peer": peer, "method": method,
+                            "request_id": request_id, "decision": decision, "status": status,
+                            "duration_ms": duration_ms, "message": message}, args, pending)
         with self._lock:
-            try:
-                if self._stale:  # a failed write may have left part of a line
-                    self._seq, self._prev = self._resync()
-                    self._stale = False
-                rec.update(time=rfc3339(self._clock()), seq=self._seq + 1, prev=self._prev)
-                line = (json.dumps(rec, ensure_ascii=True, separators=(",", ":"), default=str)
-                        + "\n").encode()
-                self._write(line)
-            except OSError as exc:
-                self.errors += 1
-                self._stale = True
-                log.error("audit.write_failed", path=self.path, error=str(exc), method=method,
-                          identity=identity)
+            if self._stale and (key or not self._recover(force=True)):
+                # Denials are counted, not written, until the trail is back.
+                if key:
+                    self._limiter.give_back(key, pending, suppress=True)
+                    return None
+                self._fail("the audit trail is still not writable", method=rec["method"],
+                           identity=rec["identity"])
                 return rec
-            self._seq, self._prev = rec["seq"], _hash(line)
+            try:
+                rec.update(time=rfc3339(self._clock()), seq=self._seq + 1, prev=self._prev)
+                line = encode(rec)
+                written = self._append(line, essential=decision == "allow")
+            except OSError as exc:
+                self._fail(str(exc), method=rec["method"], identity=rec["identity"])
+                if key:
+                    self._limiter.give_back(key, pending, suppress=False)
+                return rec
+            if not written:
+                self._limiter.give_back(key, pending, suppress=True)
+                return None
+            self._seq, self._prev = rec["seq"], line_hash(line)
+            self._summarize()
         fields = {k: v for k, v in rec.items() if k != "prev"}
         fields["args"] = json.dumps(rec["args"], ensure_ascii=True, separators=(",", ":"),
                                     default=str)
         log.info("audit", **fields)
         return rec
+
+    def _summarize(self, force: bool = False) -> None:
+        """One record with the suppressed denials not yet counted in any,
+        at most once per ``summary_interval`` (and at close)."""
+        now = self._monotonic()
+        if self._stale or (not force and now - self._last_summary < self._summary_interval):
+            return
+        self._last_summary = now
+        if not self._limiter.pending():
+            return
+        total, by_key = self._limiter.drain()
+        rec = {"time": rfc3339(self._clock()), "seq": self._seq + 1, "event": "suppressed",
+               "denials": total, "keys": by_key, "prev": self._prev}
+        line = encode(rec)
+        try:
+            written = self._append(line, essential=False)
+        except OSError as exc:
+            self._stale = True
+            log.error("audit.write_failed", path=self.path, error=str(exc), during="summary")
+            written = False
+        # Logged either way: at shutdown a count not written would be lost.
+        log.warning("audit.denials_suppressed", denials=total, keys=len(by_key),
+                    total=self._limiter.suppressed_total, recorded=written)
+        if not written:
+            self._limiter.restore(total, by_key)
+            return
+        self._seq, self._prev = rec["seq"], line_hash(line)
 
     def verify(self) -> VerifyResult:
         """``verify`` of this file, the last line checked against memory."""
@@ -221,6 +355,7 @@ class AuditLog:
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:
+                self._summarize(force=True)
                 os.close(self._fd)
                 self._fd = -1
 

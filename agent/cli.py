@@ -49,7 +49,13 @@ def _audit_verify(args) -> int:
     if result.ok:
         print(f"{args.file}: ok, {result.records} records, hash chain intact")
         return 0
-    print(f"{args.file}: TAMPERED at line {result.first_bad_line}: {result.reason}", file=sys.stderr)
+    # Every region, one line each: one edit must not hide another.  A sealed
+    # one is a write the agent found cut short at start (a crash), not an edit.
+    for region in result.regions:
+        what = "DAMAGED" if region.sealed else "TAMPERED"
+        print(f"{args.file}: {what} at {region.where}: {region.reason}", file=sys.stderr)
+    print(f"{args.file}: {len(result.regions)} bad region(s); {result.verified} records verified",
+          file=sys.stderr)
     return 1
 
 
