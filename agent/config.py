@@ -48,7 +48,7 @@ class ServerConfig:
     metrics_listen: str   # HOST:PORT, "" disables
     max_workers: int
     insecure: bool = False            # allow plaintext gRPC on a non-loopback address
-    max_concurrent_rpcs: int = 256    # beyond: RESOURCE_EXHAUSTED at once
+    max_concurrent_rpcs: int = 32     # beyond: RESOURCE_EXHAUSTED at once; <= max_workers
     max_streams_per_identity: int = 8
 
 
@@ -194,7 +194,7 @@ def _defaults(env: Mapping[str, str], uid: int) -> dict[str, Any]:
         "server": {"grpc_listen": "127.0.0.1:9447",
                    "grpc_socket": default_grpc_socket(env, uid),
                    "metrics_listen": "127.0.0.1:9446", "max_workers": 32, "insecure": False,
-                   "max_concurrent_rpcs": 256, "max_streams_per_identity": 8},
+                   "max_concurrent_rpcs": 32, "max_streams_per_identity": 8},
         "log": asdict(LogConfig()),
         "telemetry": asdict(TelemetryConfig()),
         "tls": asdict(TlsConfig()),
@@ -306,6 +306,7 @@ def load_config(path: str | None, *, overrides: Mapping[str, object] = _NO_OVERR
     sections["auth"]["unqualified"] = MappingProxyType(
         unqualified_identities(doc.get("auth", {}).get("identities")))
     _check_security(chk, sections)
+    _check_server(chk, sections, "max_concurrent_rpcs" in doc.get("server", {}))
     telemetry = TelemetryConfig(**sections["telemetry"])
 
     tables = chk.table(doc, "collectors", "collectors", sorted(known), "collector")
@@ -337,6 +338,17 @@ def load_config(path: str | None, *, overrides: Mapping[str, object] = _NO_OVERR
     bmc = parse_bmc(doc.get("bmc"), chk.fail)
     return Config(state_dir=top["state_dir"], collectors=MappingProxyType(collectors), bmc=bmc,
                   **built)
+
+
+def _check_server(chk: _Checker, sections: dict[str, dict[str, Any]], concurrency_given: bool) -> None:
+    """gRPC counts a call waiting for a worker as in flight: unset, the limit is max_workers."""
+    server = sections["server"]
+    if not concurrency_given:
+        server["max_concurrent_rpcs"] = server["max_workers"]
+    elif server["max_concurrent_rpcs"] > server["max_workers"]:
+        raise chk.fail("server.max_concurrent_rpcs", f"{server['max_concurrent_rpcs']} is more than "
+                       f"server.max_workers ({server['max_workers']}): calls beyond the workers "
+                       "would queue instead of being refused at once")
 
 
 def _check_security(chk: _Checker, sections: dict[str, dict[str, Any]]) -> None:

@@ -88,3 +88,4 @@ def test_qualified_and_legacy_role_keys(tmp_path):
         assert err.value.code() is grpc.StatusCode.NOT_FOUND  # allowed, then not found
         mine = [r for r in audit(agent) if r["request_id"] == "r-2"]
         assert [r["identity"] for r in mine] == [f"unix:uid:{os.geteuid()}"]
+        assert mine[0]["status"] == "NOT_FOUND" and mine[0]["message"].startswith("operation '")

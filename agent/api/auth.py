@@ -16,11 +16,15 @@ from typing import Callable, Protocol
 import grpc
 from google.protobuf import json_format
 
+from agent.api.interceptors import status_details
 from agent.logs import get_logger
 from agent.security.identity import Identity
 from agent.security.policy import MethodRule, Policy, Role
 
 log = get_logger(__name__)
+# Unary methods that may wait long (WaitOperation: up to a minute) hold a
+# worker thread as long as a stream does, so they take a stream slot too.
+LONG_WAITS = frozenset({"/hostagent.v1.Operations/WaitOperation"})
 
 
 class Auditor(Protocol):
@@ -39,7 +43,7 @@ def _args(request) -> dict:
 class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, policy: Callable[[], Policy], identify: Callable[[grpc.ServicerContext], Identity | None],
                  auditor: Auditor | None, streams_per_identity: int,
-                 streams_total: int | None = None) -> None:
+                 streams_total: int | None = None, long_waits: frozenset[str] = LONG_WAITS) -> None:
         self._policy = policy
         self._identify = identify
         self._auditor = auditor
@@ -47,6 +51,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         # Every stream (ours, health Watch, reflection) holds a worker thread:
         # all together stay below the pool so unary calls always find one.
         self._total_limit = streams_total
+        self._long_waits = long_waits
         self._streams: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -102,8 +107,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 self._stream(handler.unary_stream, method),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
+        behavior = handler.unary_unary
         return grpc.unary_unary_rpc_method_handler(
-            self._unary(handler.unary_unary, method),
+            self._unary(self._held(behavior) if method in self._long_waits else behavior, method),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)
 
@@ -122,7 +128,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
             except BaseException:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 self._audit(method, request, context, caller, "allow", code,
-                            time.monotonic() - t0, context.details() or "")
+                            time.monotonic() - t0, status_details(context))
                 raise
             self._audit(method, request, context, caller, "allow", grpc.StatusCode.OK,
                         time.monotonic() - t0)
@@ -134,9 +140,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
             open_now = self._streams.get(caller.name, 0)
             total = sum(self._streams.values())
             if open_now >= self._stream_limit:
-                reason = f"identity {caller.name!r} has {self._stream_limit} streams open (limit)"
+                reason = f"identity {caller.name!r} has {self._stream_limit} streams or waits open (limit)"
             elif self._total_limit is not None and total >= self._total_limit:
-                reason = f"the agent has {self._total_limit} streams open (limit)"
+                reason = f"the agent has {self._total_limit} streams or waits open (limit)"
             else:
                 self._streams[caller.name] = open_now + 1
                 return
@@ -149,6 +155,17 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 self._streams[caller.name] = left
             else:
                 del self._streams[caller.name]
+
+    def _held(self, behavior):
+        """A long wait (already authorized by ``_unary``) holds a stream slot."""
+        def handler(request, context):
+            caller = self._identify(context)
+            self._enter_stream(caller, context)
+            try:
+                return behavior(request, context)
+            finally:
+                self._leave_stream(caller)
+        return handler
 
     def _stream(self, behavior, method, bidirectional: bool = False):
         """Authorize, then hold one stream slot for the stream's whole life.

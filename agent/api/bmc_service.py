@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 from agent.api import bmc_convert as conv
+from agent.api.convert import duration_seconds
 from agent.api.operations_convert import operation_to_proto
 from agent.bmc.hub import BmcHub
 from agent.errors import FailedPrecondition, InvalidArgument, PermissionDenied
@@ -22,12 +23,7 @@ DEFAULT_WAIT = 60.0
 
 
 def _seconds(d, field: str, default: float, maximum: float) -> float:
-    if d.seconds < 0 or d.nanos < 0:
-        raise InvalidArgument(field, "must not be negative")
-    value = d.seconds + d.nanos / 1e9
-    if value > maximum:
-        raise InvalidArgument(field, f"must be at most {maximum:g}s")
-    return value or default
+    return duration_seconds(d, field, maximum) or default
 
 
 class BmcService(pb_grpc.BmcServicer):

@@ -19,20 +19,32 @@ def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     return ts
 
 
-def duration_seconds(d: duration_pb2.Duration, field: str) -> float:
-    """Seconds of a Duration, refusing negative or malformed values."""
+# google.protobuf.Duration's own range: about 10,000 years.
+MAX_DURATION_SECONDS = 315_576_000_000
+
+
+def duration_seconds(d: duration_pb2.Duration, field: str, maximum: float) -> float:
+    """Seconds of a Duration field, refusing negative, malformed or out of
+    range values, and anything over ``maximum`` (every field has one: an
+    unbounded wait overflows a timer).  The one check of every Duration a
+    request carries."""
     if d.seconds < 0 or d.nanos < 0:
         raise InvalidArgument(field, "must not be negative")
     if d.nanos >= 1_000_000_000:
         raise InvalidArgument(field, "nanos must be below 1e9")
-    return d.seconds + d.nanos / 1e9
+    if d.seconds > MAX_DURATION_SECONDS:
+        raise InvalidArgument(field, "is beyond the range of google.protobuf.Duration")
+    value = d.seconds + d.nanos / 1e9
+    if value > maximum:
+        raise InvalidArgument(field, f"must be at most {maximum:g}s")
+    return value
 
 
-def optional_duration(msg, name: str, field: str | None = None) -> float | None:
+def optional_duration(msg, name: str, maximum: float, field: str | None = None) -> float | None:
     """A Duration field that is unset or zero means "not given"."""
     if not msg.HasField(name):
         return None
-    value = duration_seconds(getattr(msg, name), field or name)
+    value = duration_seconds(getattr(msg, name), field or name, maximum)
     return value or None
 
 

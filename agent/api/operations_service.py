@@ -8,8 +8,9 @@ import json
 import re
 import threading
 
+from agent.api.convert import MAX_DURATION_SECONDS, duration_seconds
 from agent.api.operations_convert import operation_to_proto, state_from_proto
-from agent.errors import InvalidArgument
+from agent.errors import InvalidArgument, quote
 from agent.gen.hostagent.v1 import operations_pb2 as pb
 from agent.gen.hostagent.v1 import operations_pb2_grpc as pb_grpc
 from agent.operations.manager import check_request_id
@@ -23,7 +24,7 @@ _DEADLINE_MARGIN = 0.05  # answer just before the caller's deadline, not after
 
 def check_name(name: str, field: str = "name") -> str:
     if not NAME_RE.fullmatch(name):
-        raise InvalidArgument(field, f"{name!r} is not an operation name (operations/<uuid>)")
+        raise InvalidArgument(field, f"{quote(name)} is not an operation name (operations/<uuid>)")
     return name
 
 
@@ -74,10 +75,8 @@ class OperationsService(pb_grpc.OperationsServicer):
     def WaitOperation(self, request, context):
         name = check_name(request.name)
         timeout = self._max_wait
-        if request.HasField("timeout"):
-            asked = request.timeout.ToTimedelta().total_seconds()
-            if asked < 0:
-                raise InvalidArgument("timeout", "must not be negative")
+        if request.HasField("timeout"):  # longer than max_wait: waits max_wait
+            asked = duration_seconds(request.timeout, "timeout", MAX_DURATION_SECONDS)
             timeout = min(asked or self._max_wait, self._max_wait)
         remaining = context.time_remaining()
         if remaining is not None:

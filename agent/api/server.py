@@ -20,7 +20,10 @@ from agent.gen.hostagent.v1 import inventory_pb2, telemetry_pb2
 TELEMETRY = telemetry_pb2.DESCRIPTOR.services_by_name["Telemetry"]
 INVENTORY = inventory_pb2.DESCRIPTOR.services_by_name["Inventory"]
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024   # responses (a 100k-series snapshot fits)
-MAX_RECEIVE_BYTES = 1024 * 1024         # requests are small; refuse big ones early
+# No request carries bulk data: the largest are selectors of a few hundred
+# names.  Bigger ones are refused (RESOURCE_EXHAUSTED) by gRPC before any
+# parsing or buffering in Python.
+MAX_RECEIVE_BYTES = 256 * 1024
 
 
 class HealthService(health.HealthServicer):
@@ -86,11 +89,14 @@ def build_server(services: list[tuple[object, ServiceDescriptor]], max_workers: 
                  max_concurrent_rpcs: int | None = None) -> GrpcServer:
     """``services`` are (servicer, descriptor) pairs.  ``interceptors`` run
     outermost first, before the error interceptor; calls beyond
-    ``max_concurrent_rpcs`` get RESOURCE_EXHAUSTED at once."""
+    ``max_concurrent_rpcs`` get RESOURCE_EXHAUSTED at once.  gRPC counts a
+    call queued for a worker as in flight, so the limit is at most
+    ``max_workers`` (the default): no accepted call waits for a thread."""
+    limit = min(max_concurrent_rpcs or max_workers, max_workers)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         interceptors=[*interceptors, ErrorInterceptor()],
-        maximum_concurrent_rpcs=max_concurrent_rpcs,
+        maximum_concurrent_rpcs=limit,
         options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                  ("grpc.so_reuseport", 0)])

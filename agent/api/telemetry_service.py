@@ -18,6 +18,8 @@ from agent.telemetry.store import Row
 MIN_INTERVAL = 0.1
 DEFAULT_INTERVAL = 1.0
 DEFAULT_HEARTBEAT = 30.0
+MAX_INTERVAL = 3600.0
+MAX_HEARTBEAT = 86400.0
 
 
 class TelemetryService(pb_grpc.TelemetryServicer):
@@ -38,21 +40,21 @@ class TelemetryService(pb_grpc.TelemetryServicer):
     def GetMetrics(self, request, context):
         selector = convert.selector_from_proto(request.selector)
         self._query.check_names(selector)
-        window = convert.optional_duration(request, "window")
-        self._query.check_window(window, selector=selector)
+        window = convert.optional_duration(request, "window", convert.MAX_DURATION_SECONDS)
+        self._query.check_window(window, selector=selector)  # bounded by the retention
         now = time.time()
         return encode.get_metrics_response(encode.encode_families(self._query.store, selector, window), now)
 
     def StreamMetrics(self, request, context):
         selector = convert.selector_from_proto(request.selector)
         self._query.check_names(selector)
-        interval = convert.optional_duration(request, "interval") or DEFAULT_INTERVAL
+        interval = convert.optional_duration(request, "interval", MAX_INTERVAL) or DEFAULT_INTERVAL
         if interval < MIN_INTERVAL:
             raise InvalidArgument("interval", f"must be at least {MIN_INTERVAL:g}s")
-        heartbeat = convert.optional_duration(request, "heartbeat") or DEFAULT_HEARTBEAT
+        heartbeat = convert.optional_duration(request, "heartbeat", MAX_HEARTBEAT) or DEFAULT_HEARTBEAT
         if heartbeat < interval:
             raise InvalidArgument("heartbeat", "must not be shorter than interval")
-        window = convert.optional_duration(request, "window")
+        window = convert.optional_duration(request, "window", convert.MAX_DURATION_SECONDS)
         self._query.check_window(window, selector=selector)
         if request.mode not in pb.StreamMode.values():
             raise InvalidArgument("mode", f"unknown stream mode {request.mode}")

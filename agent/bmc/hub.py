@@ -18,7 +18,7 @@ from agent.bmc.energy import EnergyMeter
 from agent.bmc.guard import Guard
 from agent.bmc.model import BmcIdentity, SelEntry, SelInfo, SensorReading
 from agent.bmc.sel import SelCursor
-from agent.errors import NotFound
+from agent.errors import NotFound, quote
 from agent.logs import get_logger
 from agent.secrets import load_secret, redact
 from agent.telemetry.events import Severity
@@ -125,7 +125,7 @@ class BmcHub:
             target = self.targets.get(name)
             if target is None:
                 known = ", ".join(self.targets) or "none configured"
-                raise NotFound(f"no BMC target {name!r} (targets: {known})")
+                raise NotFound(f"no BMC target {quote(name)} (targets: {known})")
             return target
         local = [t for t in self.targets.values() if t.local]
         if local:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from agent.api.interceptors import status_for
-from agent.errors import Aborted, AgentError, InvalidArgument, NotFound, Unavailable
+from agent.errors import Aborted, AgentError, InvalidArgument, NotFound, Unavailable, quote
 from agent.gen.hostagent.v1 import options_pb2
 from agent.logs import get_logger
 from agent.operations.journal import DuplicateRequest, Journal
@@ -250,7 +250,7 @@ class OperationManager:
     def get(self, name: str) -> Operation:
         op = self._journal.get(name)
         if op is None:
-            raise NotFound(f"operation {name!r} not found")
+            raise NotFound(f"operation {quote(name)} not found")
         return op
 
     def list(self, kind: str | None = None, state: OperationState | None = None,

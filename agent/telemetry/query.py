@@ -10,7 +10,7 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 
-from agent.errors import InvalidArgument
+from agent.errors import InvalidArgument, quote
 from agent.telemetry.model import FamilyDesc
 from agent.telemetry.store import Row, SeriesStore
 
@@ -70,7 +70,7 @@ def compile_selector(names, matchers, field_prefix: str = "selector") -> Selecto
         if not name:
             raise InvalidArgument(where, "empty metric name")
         if not is_glob(name) and not _NAME_RE.match(name):
-            raise InvalidArgument(where, f"invalid metric name {name!r}")
+            raise InvalidArgument(where, f"invalid metric name {quote(name)}")
     compiled = []
     for i, (label, op, value) in enumerate(matchers):
         where = f"{field_prefix}.matchers[{i}]"
@@ -108,7 +108,7 @@ class MetricsQuery:
         known = self.store.families()
         for i, name in enumerate(selector.names):
             if not is_glob(name) and name not in known:
-                raise InvalidArgument(f"{field_prefix}.names[{i}]", f"unknown metric {name!r}")
+                raise InvalidArgument(f"{field_prefix}.names[{i}]", f"unknown metric {quote(name)}")
 
     def check_window(self, window: float | None, field_name: str = "window",
                      selector: Selector | None = None) -> None:
