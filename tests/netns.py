@@ -1,19 +1,25 @@
 """Network namespaces that a test creates and always removes, with helpers
-to run `ip` inside them.  Nothing here touches the host's own interfaces."""
+to run `ip` inside them.  Nothing here touches the host's own interfaces.
+
+Tests take a namespace from the ``netns`` / ``peer_netns`` fixtures, or mark
+themselves ``@pytest.mark.netns`` (both in tests/conftest.py).  Where
+namespaces cannot be made (not root, no iproute2, ``ip netns add`` refused)
+those tests skip, or fail with HOSTAGENT_REQUIRE_NETNS=1 (CI insists).
+
+No pytest import at module level: tests/fixtures/netlink/record.py uses
+these helpers as a plain script.
+"""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
 import secrets
 import shutil
 import subprocess
 import sys
 from typing import Iterator
-
-import pytest
-
-needs_root_ip = pytest.mark.skipif(shutil.which("ip") is None or __import__("os").geteuid() != 0,
-                                   reason="needs root and iproute2 to create network namespaces")
 
 
 def ip(*args: str, ns: str | None = None, stdin: str | None = None) -> str:
@@ -27,16 +33,50 @@ def link_stats(ns: str) -> dict[str, dict]:
 
 
 @contextlib.contextmanager
-def netns(prefix: str = "hostagent-test") -> Iterator[str]:
+def namespace(prefix: str = "hostagent-test") -> Iterator[str]:
+    """A fresh namespace with ``lo`` up and IPv6 off (no ND/MLD noise in the
+    counters); it is deleted on the way out, whatever happened."""
     name = f"{prefix}-{secrets.token_hex(4)}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
+    ip("netns", "add", name)
     try:
+        subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw",
+                        "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"],
+                       check=True, capture_output=True, text=True)
         ip("link", "set", "lo", "up", ns=name)
-        subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-                        "net.ipv6.conf.default.disable_ipv6=1"], check=True)
         yield name
     finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+@functools.cache
+def netns_unavailable() -> str:
+    """Why this process cannot make test namespaces, or "" when it can.
+    Tries once, for real: root with iproute2 may still be refused (a
+    container without CAP_SYS_ADMIN, no /run/netns)."""
+    if shutil.which("ip") is None:
+        return "needs iproute2 (`ip`) to create network namespaces"
+    if os.geteuid() != 0:
+        return "needs root to create network namespaces"
+    try:
+        with namespace("hostagent-probe"):
+            pass
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or exc
+        return f"cannot create a network namespace: {str(detail).strip()}"
+    return ""
+
+
+def require_netns() -> None:
+    """Skip the calling test (or fail, with HOSTAGENT_REQUIRE_NETNS=1) when
+    namespaces cannot be made."""
+    import pytest
+
+    why = netns_unavailable()
+    if not why:
+        return
+    if os.environ.get("HOSTAGENT_REQUIRE_NETNS", "") not in ("", "0"):
+        pytest.fail(f"{why} (HOSTAGENT_REQUIRE_NETNS is set)")
+    pytest.skip(why)
 
 
 def veth_pair(ns: str, peer_ns: str, a: str = "veth0", b: str = "veth1",

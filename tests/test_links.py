@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import queue
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import netns
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
@@ -24,8 +22,6 @@ from agent.backends.links import (VF, FlapDetector, Link, LinkChange, LinkWatche
                                   parse_link, with_sysfs)
 
 FIXTURE_SYS = Path(__file__).parent / "fixtures" / "nics" / "sys"
-needs_netns = pytest.mark.skipif(shutil.which("ip") is None or os.geteuid() != 0,
-                                 reason="needs root and iproute2 to create network namespaces")
 
 
 # --- helpers ------------------------------------------------------------------------
@@ -39,7 +35,8 @@ def ip_batch(ns: str, lines: list[str]) -> None:
 
 
 def try_add(ns: str, *args: str) -> None:
-    """``ip link add ...``, skipping the test when this kernel lacks the driver."""
+    """``ip link add ...``, skipping the test when this kernel lacks the driver:
+    a missing kernel feature, so a skip even with HOSTAGENT_REQUIRE_NETNS=1."""
     result = subprocess.run(["ip", "-n", ns, "link", "add", *args], capture_output=True, text=True)
     if result.returncode != 0:
         pytest.skip(f"this kernel cannot create `{' '.join(args)}`: {result.stderr.strip()}")
@@ -86,20 +83,14 @@ class Changes:
 
 
 @pytest.fixture
-def ns():
-    with netns() as name:
-        yield name
-
-
-@pytest.fixture
-def watch(ns):
-    """``watch(**kwargs) -> (watcher, changes)``: a started watcher of ``ns``,
+def watch(netns):
+    """``watch(**kwargs) -> (watcher, changes)``: a started watcher of ``netns``,
     closed before the namespace is deleted (an open one pins it)."""
     watchers: list[LinkWatcher] = []
 
     def start(**kwargs) -> tuple[LinkWatcher, Changes]:
         changes = Changes()
-        watcher = LinkWatcher(ns, on_change=changes, **kwargs)
+        watcher = LinkWatcher(netns, on_change=changes, **kwargs)
         watcher.start()
         watchers.append(watcher)
         return watcher, changes
@@ -110,17 +101,17 @@ def watch(ns):
 
 # --- the table ----------------------------------------------------------------------
 
-@needs_netns
-def test_initial_table_kinds_masters_and_vni(ns, watch):
-    ip(ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
-    ip(ns, "link", "add", "br0", "type", "bridge")
-    ip(ns, "link", "set", "v0", "master", "br0")
-    ip(ns, "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "4789")
-    ip(ns, "tuntap", "add", "dev", "tap0", "mode", "tap")
-    ip(ns, "tuntap", "add", "dev", "tun0", "mode", "tun")
-    ip(ns, "link", "add", "v2", "type", "veth", "peer", "name", "v3")
-    ip(ns, "link", "add", "mv0", "link", "v2", "type", "macvlan", "mode", "bridge")
-    ip(ns, "link", "set", "v2", "alias", "uplink to rack 7")
+@pytest.mark.netns
+def test_initial_table_kinds_masters_and_vni(netns, watch):
+    ip(netns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+    ip(netns, "link", "add", "br0", "type", "bridge")
+    ip(netns, "link", "set", "v0", "master", "br0")
+    ip(netns, "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "4789")
+    ip(netns, "tuntap", "add", "dev", "tap0", "mode", "tap")
+    ip(netns, "tuntap", "add", "dev", "tun0", "mode", "tun")
+    ip(netns, "link", "add", "v2", "type", "veth", "peer", "name", "v3")
+    ip(netns, "link", "add", "mv0", "link", "v2", "type", "macvlan", "mode", "bridge")
+    ip(netns, "link", "set", "v2", "alias", "uplink to rack 7")
     watcher, _ = watch()
     links = by_name(watcher)
     assert {name: link.kind for name, link in links.items()} == {
@@ -138,18 +129,18 @@ def test_initial_table_kinds_masters_and_vni(ns, watch):
     assert watcher.generation == 1
 
 
-@needs_netns
+@pytest.mark.netns
 @pytest.mark.parametrize("kind", ["bond", "dummy", "vlan"])
-def test_kinds_this_kernel_may_lack(ns, watch, kind):
-    ip(ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+def test_kinds_this_kernel_may_lack(netns, watch, kind):
+    ip(netns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
     if kind == "vlan":
-        try_add(ns, "link", "v0", "name", "v0.5", "type", "vlan", "id", "5")
+        try_add(netns, "link", "v0", "name", "v0.5", "type", "vlan", "id", "5")
         name = "v0.5"
     else:
-        try_add(ns, "x0", "type", kind)
+        try_add(netns, "x0", "type", kind)
         name = "x0"
     if kind == "bond":
-        ip(ns, "link", "set", "v1", "master", "x0")
+        ip(netns, "link", "set", "v1", "master", "x0")
     links = by_name(watch()[0])
     assert links[name].kind == kind
     if kind == "vlan":
@@ -158,7 +149,7 @@ def test_kinds_this_kernel_may_lack(ns, watch, kind):
         assert links["v1"].master_name == "x0"
 
 
-@needs_netns
+@pytest.mark.netns
 def test_missing_namespace_is_not_created():
     name = f"hostagent-test-missing-{secrets.token_hex(4)}"
     with pytest.raises(FileNotFoundError):
@@ -168,75 +159,75 @@ def test_missing_namespace_is_not_created():
 
 # --- changes ------------------------------------------------------------------------
 
-@needs_netns
-def test_added_then_removed(ns, watch):
+@pytest.mark.netns
+def test_added_then_removed(netns, watch):
     watcher, changes = watch()
     generation = watcher.generation
-    ip(ns, "link", "add", "a0", "type", "veth", "peer", "name", "a1")
+    ip(netns, "link", "add", "a0", "type", "veth", "peer", "name", "a1")
     added = changes.wait("added", "a0")
-    assert added.netns == ns and abs(added.time - time.time()) < 5
+    assert added.netns == netns and abs(added.time - time.time()) < 5
     assert "a0" in by_name(watcher) and watcher.generation > generation
     generation = watcher.generation
-    ip(ns, "link", "del", "a0")
+    ip(netns, "link", "del", "a0")
     removed = changes.wait("removed", "a0")
     changes.wait("removed", "a1")
     assert removed.link.ifindex == added.link.ifindex
     assert not {"a0", "a1"} & set(by_name(watcher)) and watcher.generation > generation
 
 
-@needs_netns
-def test_admin_down_and_peer_carrier(ns, watch):
-    ip(ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
-    ip(ns, "link", "set", "v0", "up")
-    ip(ns, "link", "set", "v1", "up")
+@pytest.mark.netns
+def test_admin_down_and_peer_carrier(netns, watch):
+    ip(netns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+    ip(netns, "link", "set", "v0", "up")
+    ip(netns, "link", "set", "v1", "up")
     watcher, changes = watch()
     assert by_name(watcher)["v0"].carrier and by_name(watcher)["v0"].operstate == "up"
 
-    ip(ns, "link", "set", "v0", "down")
+    ip(netns, "link", "set", "v0", "down")
     assert not changes.wait("down", "v0").link.admin_up
     lost = changes.wait("carrier_lost", "v1")
     assert lost.link.operstate == "lowerlayerdown" and not lost.link.carrier
-    ip(ns, "link", "set", "v0", "up")
+    ip(netns, "link", "set", "v0", "up")
     changes.wait("up", "v0")
     changes.wait("carrier_regained", "v1")
 
-    ip(ns, "link", "set", "v1", "down")  # the peer
+    ip(netns, "link", "set", "v1", "down")  # the peer
     changes.wait("carrier_lost", "v0")
-    ip(ns, "link", "set", "v1", "up")
+    ip(netns, "link", "set", "v1", "up")
     assert changes.wait("carrier_regained", "v0").link.carrier
     seen = changes.settle()
     assert not [c for c in seen if c.link.name == "v0" and c.kind == "carrier_lost"][1:], \
         "one carrier loss, one report"
 
 
-@needs_netns
-def test_quick_flaps_make_one_flapping_change(ns, watch):
-    ip(ns, "link", "add", "f0", "type", "veth", "peer", "name", "f1")
-    ip_batch(ns, ["link set f0 up", "link set f1 up"])
+@pytest.mark.netns
+def test_quick_flaps_make_one_flapping_change(netns, watch):
+    ip(netns, "link", "add", "f0", "type", "veth", "peer", "name", "f1")
+    ip_batch(netns, ["link set f0 up", "link set f1 up"])
     watcher, changes = watch()
-    ip_batch(ns, ["link set f1 down", "link set f1 up"] * 5)
+    ip_batch(netns, ["link set f1 down", "link set f1 up"] * 5)
     changes.wait("flapping", "f0")
     seen = changes.settle(0.5)
     assert [c.kind for c in seen if c.link.name == "f0"].count("flapping") == 1
     # still flapping: more flaps within the window are not reported again
-    ip_batch(ns, ["link set f1 down", "link set f1 up"] * 3)
+    ip_batch(netns, ["link set f1 down", "link set f1 up"] * 3)
     assert [c.kind for c in changes.settle(0.5) if c.link.name == "f0"].count("flapping") == 1
     assert watcher.errors == 0
 
 
-@needs_netns
-def test_rename_and_nomaster(ns, watch):
-    ip(ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
-    ip(ns, "link", "add", "br0", "type", "bridge")
-    ip(ns, "link", "set", "v0", "master", "br0")
+@pytest.mark.netns
+def test_rename_and_nomaster(netns, watch):
+    ip(netns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+    ip(netns, "link", "add", "br0", "type", "bridge")
+    ip(netns, "link", "set", "v0", "master", "br0")
     watcher, changes = watch()
-    ip(ns, "link", "set", "br0", "name", "br-ext")
+    ip(netns, "link", "set", "br0", "name", "br-ext")
     deadline = time.monotonic() + 1
     while by_name(watcher).get("v0", Link(0, "")).master_name != "br-ext" and time.monotonic() < deadline:
         time.sleep(0.02)
     assert by_name(watcher)["v0"].master_name == "br-ext"
     # leaving a bridge sends an AF_BRIDGE RTM_DELLINK for the port: not a removal
-    ip(ns, "link", "set", "v0", "nomaster")
+    ip(netns, "link", "set", "v0", "nomaster")
     changes.settle()
     assert not [c for c in changes.seen if c.kind == "removed"]
     assert (by_name(watcher)["v0"].master, by_name(watcher)["v0"].master_name) == (0, "")
@@ -248,27 +239,27 @@ def _watcher_threads(ns: str) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == f"links-{ns}"]
 
 
-@needs_netns
-def test_close_stops_thread_and_leaves_no_fds(ns):
+@pytest.mark.netns
+def test_close_stops_thread_and_leaves_no_fds(netns):
     before = fd_count()
     for _ in range(3):
-        watcher = LinkWatcher(ns, on_change=lambda change: None)
+        watcher = LinkWatcher(netns, on_change=lambda change: None)
         watcher.start()
-        assert _watcher_threads(ns) and fd_count() == before + 2  # netlink socket, eventfd
-        ip(ns, "link", "add", "c0", "type", "veth", "peer", "name", "c1")
-        ip(ns, "link", "del", "c0")
+        assert _watcher_threads(netns) and fd_count() == before + 2  # netlink socket, eventfd
+        ip(netns, "link", "add", "c0", "type", "veth", "peer", "name", "c1")
+        ip(netns, "link", "del", "c0")
         started = time.monotonic()
         watcher.close()
         assert time.monotonic() - started < 1.0
-        assert not _watcher_threads(ns)
+        assert not _watcher_threads(netns)
         assert fd_count() == before
     watcher.close()  # twice is harmless
     with pytest.raises(RuntimeError):
         watcher.start()
 
 
-@needs_netns
-def test_churn_300_pairs_returns_to_baseline(ns, watch):
+@pytest.mark.netns
+def test_churn_300_pairs_returns_to_baseline(netns, watch):
     watcher, changes = watch()
     baseline = set(by_name(watcher))
     fds = fd_count()
@@ -276,12 +267,12 @@ def test_churn_300_pairs_returns_to_baseline(ns, watch):
     for i in range(320):
         lines += [f"link add c{i}a type veth peer name c{i}b"] if i < 300 else []
         lines += [f"link del c{i - 20}a"] if i >= 20 else []
-    ip_batch(ns, lines)
+    ip_batch(netns, lines)
     deadline = time.monotonic() + 10
     while set(by_name(watcher)) != baseline and time.monotonic() < deadline:
         time.sleep(0.05)
     assert set(by_name(watcher)) == baseline
-    assert watcher.errors == 0 and _watcher_threads(ns) and fd_count() == fds
+    assert watcher.errors == 0 and _watcher_threads(netns) and fd_count() == fds
     seen = changes.settle()
     added = {c.link.name for c in seen if c.kind == "added"}
     removed = {c.link.name for c in seen if c.kind == "removed"}
@@ -290,11 +281,11 @@ def test_churn_300_pairs_returns_to_baseline(ns, watch):
         assert len(added) == 600
 
 
-@needs_netns
-def test_overflow_redumps_and_publishes_the_difference(ns, watch):
+@pytest.mark.netns
+def test_overflow_redumps_and_publishes_the_difference(netns, watch):
     watcher, changes = watch(rcvbuf=4096)  # the kernel's minimum: bursts overflow it
     names = {f"o{i}{end}" for i in range(200) for end in "ab"}
-    ip_batch(ns, [f"link add o{i}a type veth peer name o{i}b" for i in range(200)])
+    ip_batch(netns, [f"link add o{i}a type veth peer name o{i}b" for i in range(200)])
     deadline = time.monotonic() + 10
     while not names <= set(by_name(watcher)) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -12,16 +12,15 @@ from agent.collectors.netdev import NetdevCollector
 from agent.telemetry.events import EventBus
 from agent.telemetry.model import Batch
 from agent.telemetry.store import SeriesStore
-from tests.netns import ip, link_stats, needs_root_ip, netns, udp_burst, veth_pair
+from tests.netns import ip, link_stats, udp_burst, veth_pair
 
-pytestmark = [pytest.mark.integration, needs_root_ip]
+pytestmark = [pytest.mark.integration, pytest.mark.netns]
 
 
 @pytest.fixture
-def pair():
-    with netns() as a, netns() as b:
-        veth_pair(a, b)
-        yield a, b
+def pair(netns, peer_netns):
+    veth_pair(netns, peer_netns)
+    return netns, peer_netns
 
 
 class Harness:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import threading
 
@@ -16,27 +15,17 @@ import pytest
 from agent.backends.netlink import StatsDumper, stats
 from agent.core import netlink_py as wire
 from agent.core.netlink_py import STATS_FIELDS
-from tests.fixtures.netlink.record import (ip, ip_counters, many_veths, netns, ping,
-                                           udp_burst, veth)
+from tests.fixtures.netlink.record import ip_counters, many_veths, ping, veth
+from tests.netns import ip, udp_burst
 from tests.test_netlink_parser import load
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("ip") is None or os.geteuid() != 0,
-                       reason="needs root and iproute2 to create network namespaces"),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.netns]
 WIDTH = len(STATS_FIELDS)
 
 
 @pytest.fixture(params=["python", "cython"])
 def nl(request):
     return load(request.param)
-
-
-@pytest.fixture
-def ns():
-    with netns() as name:
-        yield name
 
 
 def parsed(nl, raw: bytes) -> dict[int, dict[str, int]]:
@@ -60,34 +49,34 @@ def messages(raw: bytes):
         off += (length + 3) & ~3
 
 
-def test_fresh_namespace_holds_lo_alone(nl, ns):
-    with StatsDumper(ns) as dumper:
+def test_fresh_namespace_holds_lo_alone(nl, netns):
+    with StatsDumper(netns) as dumper:
         assert dumper.rcvbuf >= 4 << 20
         first, second = dumper.dump(), dumper.dump()
     for raw, seq in ((first, 1), (second, 2)):
         assert [k for k, _ in messages(raw)] == [wire.RTM_NEWSTATS, wire.NLMSG_DONE]
         assert {s for _, s in messages(raw)} == {seq}
     assert list(parsed(nl, first)) == [1]
-    assert_equal_to_ip(parsed(nl, second), ip_counters(ns))
+    assert_equal_to_ip(parsed(nl, second), ip_counters(netns))
 
 
-def test_traffic_deltas_equal_ip_link(nl):
+def test_traffic_deltas_equal_ip_link(nl, netns, peer_netns):
     """veth0 in one namespace, its peer in another: with both ends in one
     namespace, traffic between their addresses would go through ``lo``."""
-    with netns() as a, netns() as b:
-        veth(a, "veth0", "veth0p", b)
-        ip("addr", "add", "10.200.0.1/30", "dev", "veth0", ns=a)
-        ip("addr", "add", "10.200.0.2/30", "dev", "veth0p", ns=b)
-        ip("link", "set", "veth0", "up", ns=a)
-        ip("link", "set", "veth0p", "up", ns=b)
-        with StatsDumper(a) as da, StatsDumper(b) as db:
-            ping(a, "10.200.0.2", 3)  # resolves the neighbour, too
-            before = parsed(nl, da.dump()), parsed(nl, db.dump())
-            ip_before = ip_counters(a), ip_counters(b)
-            udp_burst(a, "10.200.0.2", count=200, size=1000)
-            ping(a, "10.200.0.2", 2)
-            after = parsed(nl, da.dump()), parsed(nl, db.dump())
-            ip_after = ip_counters(a), ip_counters(b)
+    a, b = netns, peer_netns
+    veth(a, "veth0", "veth0p", b)
+    ip("addr", "add", "10.200.0.1/30", "dev", "veth0", ns=a)
+    ip("addr", "add", "10.200.0.2/30", "dev", "veth0p", ns=b)
+    ip("link", "set", "veth0", "up", ns=a)
+    ip("link", "set", "veth0p", "up", ns=b)
+    with StatsDumper(a) as da, StatsDumper(b) as db:
+        ping(a, "10.200.0.2", 3)  # resolves the neighbour, too
+        before = parsed(nl, da.dump()), parsed(nl, db.dump())
+        ip_before = ip_counters(a), ip_counters(b)
+        udp_burst(a, "10.200.0.2", count=200, size=1000)
+        ping(a, "10.200.0.2", 2)
+        after = parsed(nl, da.dump()), parsed(nl, db.dump())
+        ip_after = ip_counters(a), ip_counters(b)
     for got, want in zip(before + after, ip_before + ip_after):
         assert_equal_to_ip(got, want)
     veth0 = next(i for i, l in ip_after[0].items() if l["ifname"] == "veth0")
@@ -103,21 +92,21 @@ def test_traffic_deltas_equal_ip_link(nl):
     assert delta(0, veth0, "rx_packets") == delta(1, peer, "tx_packets") >= 2
 
 
-def test_dump_across_datagrams_equals_ip_link(nl, ns):
-    many_veths(ns, 200)
-    with StatsDumper(ns) as dumper:
+def test_dump_across_datagrams_equals_ip_link(nl, netns):
+    many_veths(netns, 200)
+    with StatsDumper(netns) as dumper:
         dumper.dump()  # the first datagram of a socket's first dump is small
         raw = dumper.dump()
         assert dumper.datagrams >= 3  # ~32 KiB each
     assert [k for k, _ in messages(raw)].count(wire.NLMSG_DONE) == 1
     got = parsed(nl, raw)
     assert len(got) == 401
-    assert_equal_to_ip(got, ip_counters(ns))
+    assert_equal_to_ip(got, ip_counters(netns))
 
 
-def test_replies_to_someone_elses_request_are_read_away(nl, ns):
-    many_veths(ns, 200)
-    with StatsDumper(ns) as dumper:
+def test_replies_to_someone_elses_request_are_read_away(nl, netns):
+    many_veths(netns, 200)
+    with StatsDumper(netns) as dumper:
         other = socket.socket(fileno=os.dup(dumper.fileno()))
         try:
             other.send(wire.pack_getstats_request(999))
@@ -132,10 +121,10 @@ def test_replies_to_someone_elses_request_are_read_away(nl, ns):
     assert len(parsed(nl, raw)) == len(parsed(nl, again)) == 401
 
 
-def test_stats_convenience(nl, ns):
-    veth(ns, "x0", "x1")
-    ifindex, counters = stats(ns)
-    assert sorted(ifindex) == sorted(ip_counters(ns))
+def test_stats_convenience(nl, netns):
+    veth(netns, "x0", "x1")
+    ifindex, counters = stats(netns)
+    assert sorted(ifindex) == sorted(ip_counters(netns))
     assert len(counters) == WIDTH * len(ifindex) == WIDTH * 3
 
 
@@ -146,10 +135,10 @@ def test_missing_namespace_is_not_created():
     assert not os.path.exists(f"/var/run/netns/{name}")
 
 
-def test_no_thread_is_left_in_the_namespace(ns):
+def test_no_thread_is_left_in_the_namespace(netns):
     own = os.stat("/proc/thread-self/ns/net").st_ino
     threads = threading.active_count()
-    with StatsDumper(ns) as inside, StatsDumper() as here:
+    with StatsDumper(netns) as inside, StatsDumper() as here:
         assert os.stat("/proc/thread-self/ns/net").st_ino == own
         assert threading.active_count() == threads
         inside_rows = wire.parse_stats_dump(inside.dump())[0]

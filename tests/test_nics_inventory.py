@@ -7,15 +7,12 @@ import dataclasses
 import errno
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-
-from tests.netns import netns
 
 from agent.backends.ethtool import DRVINFO, ETHTOOL_GDRVINFO, DrvInfo, drvinfo, parse_drvinfo
 from agent.backends.hostfs import HostFS
@@ -24,8 +21,6 @@ from agent.inventory.nics import Nic, collect_nics
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = HostFS(Path(__file__).parent / "fixtures" / "nics")
-needs_netns = pytest.mark.skipif(shutil.which("ip") is None or os.geteuid() != 0,
-                                 reason="needs root and iproute2 to create network namespaces")
 ICE = DrvInfo("ice", "1.11.14", "4.40 0x8001af0c 1.3429.0", "0000:3b:00.0")
 
 
@@ -35,12 +30,6 @@ def fake_drvinfo(answers: dict[str, DrvInfo]):
             raise OSError(errno.EOPNOTSUPP, "Operation not supported")
         return answers[name]
     return drvinfo
-
-
-@pytest.fixture
-def ns():
-    with netns() as name:
-        yield name
 
 
 def ip(ns: str, *args: str) -> None:
@@ -103,13 +92,13 @@ def test_drvinfo_rejects_bad_names(name):
     assert exc.value.errno == errno.EINVAL
 
 
-@needs_netns
-def test_drvinfo_of_a_veth_in_a_namespace(ns):
-    ip(ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
-    info = call_in_netns(ns, lambda: drvinfo("v0"))
+@pytest.mark.netns
+def test_drvinfo_of_a_veth_in_a_namespace(netns):
+    ip(netns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+    info = call_in_netns(netns, lambda: drvinfo("v0"))
     assert info.driver == "veth" and info.version and info.bus_info == ""
     with pytest.raises(OSError) as exc:
-        call_in_netns(ns, lambda: drvinfo("nothere0"))
+        call_in_netns(netns, lambda: drvinfo("nothere0"))
     assert exc.value.errno == errno.ENODEV
 
 
@@ -127,17 +116,17 @@ COLLECT_IN_NETNS = textwrap.dedent("""
 """)
 
 
-@needs_netns
-def test_collect_nics_inside_a_namespace(ns):
-    ip(ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
-    ip(ns, "link", "add", "br0", "type", "bridge")
-    ip(ns, "link", "set", "v0", "master", "br0")
-    ip(ns, "link", "set", "v1", "mtu", "9000")
-    ip(ns, "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "4789")
-    ip(ns, "tuntap", "add", "dev", "tap0", "mode", "tap")
-    ip(ns, "link", "add", "mv0", "link", "v1", "type", "macvlan", "mode", "bridge")
+@pytest.mark.netns
+def test_collect_nics_inside_a_namespace(netns):
+    ip(netns, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+    ip(netns, "link", "add", "br0", "type", "bridge")
+    ip(netns, "link", "set", "v0", "master", "br0")
+    ip(netns, "link", "set", "v1", "mtu", "9000")
+    ip(netns, "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "4789")
+    ip(netns, "tuntap", "add", "dev", "tap0", "mode", "tap")
+    ip(netns, "link", "add", "mv0", "link", "v1", "type", "macvlan", "mode", "bridge")
     # `ip netns exec` mounts a sysfs of the namespace: collect there as the agent would
-    result = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", COLLECT_IN_NETNS],
+    result = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", COLLECT_IN_NETNS],
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             check=True, capture_output=True, text=True)
     both = json.loads(result.stdout)

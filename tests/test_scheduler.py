@@ -1,4 +1,11 @@
-"""A collector that raises, hangs or finds no hardware never stalls the others."""
+"""A collector that raises, hangs or finds no hardware never stalls the others.
+
+Time is a fake clock that the tests move (``Scheduler(clock=...)``), so every
+run, timeout and backoff happens at an exact instant and the tests wait on
+the scheduler's threads, never on the wall clock.  Intervals are whole
+seconds and the clock moves in steps of 0.5 s: binary fractions, so due times
+compare exactly.
+"""
 import threading
 import time
 
@@ -11,11 +18,22 @@ from agent.telemetry.scheduler import CollectorSpec, Scheduler
 from agent.telemetry.store import SeriesStore
 
 RUNS = FamilyDesc("test_runs_total", MetricType.COUNTER, "runs")
+RESULT = FamilyDesc("test_result", MetricType.GAUGE, "which run produced the batch", "", ("run",))
+STEP = 0.5
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, dt: float) -> None:
+        self.now += dt
 
 
 class Good:
-    name = "good"
-
     def __init__(self):
         self.runs = 0
 
@@ -25,75 +43,128 @@ class Good:
 
 
 class Raises:
-    name = "raises"
-
-    def __init__(self, failures=10**9):
-        self.runs = 0
+    def __init__(self, clock, failures=10**9):
+        self.clock = clock
+        self.times: list[float] = []  # scheduler time of each run
         self.failures = failures
 
+    @property
+    def runs(self) -> int:
+        return len(self.times)
+
     def collect(self, batch):
-        self.runs += 1
+        self.times.append(self.clock())
         if self.runs <= self.failures:
             raise RuntimeError("sensor read failed")
         batch.counter(RUNS, self.runs)
 
 
 class Hangs:
-    name = "hangs"
+    """The first run blocks until released, then returns a batch marked
+    "late"; every later run returns one marked "on_time" at once."""
 
     def __init__(self):
         self.release = threading.Event()
+        self.runs = 0
 
     def collect(self, batch):
-        self.release.wait()
+        self.runs += 1
+        if self.runs == 1:
+            self.release.wait()
+            batch.gauge(RESULT, 1, "late")
+        else:
+            batch.gauge(RESULT, 1, "on_time")
 
 
 class Absent:
-    name = "absent"
-
     def collect(self, batch):
         raise NoData("no /sys/class/hwmon")
 
 
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def sched(clock):
+    s = Scheduler(SeriesStore(retention=60), EventBus(), max_backoff=8.0, clock=clock)
+    yield s
+    s.stop()
+
+
+def settle(sched, stuck=(), timeout=5.0):
+    """Wait until the scheduler has done everything due at the clock's
+    present: its loop has seen this instant, every run it started has
+    returned (except the runners named in ``stuck``, which hang on purpose)
+    and no runner is due.  Reads the scheduler's private state: there is no
+    public "idle" signal, and without one the test would race the workers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sched._lock:
+            now = sched._clock()
+
+            def quiet(name, r):
+                old = r.predecessor  # a reload's replaced runner, its run maybe still going
+                if r.started is not None or (old is not None and old.started is not None):
+                    return name in stuck
+                return r.next_due > now
+            if sched.heartbeat == now and all(quiet(n, r) for n, r in sched._runners.items()):
+                return
+        time.sleep(0.001)
+    raise AssertionError(f"scheduler still busy at t={sched._clock()}")
+
+
+def run_until(sched, clock, t, stuck=()):
+    """Move time to ``t`` in steps, letting the scheduler catch up at each."""
+    settle(sched, stuck)
+    while clock.now < t:
+        clock.advance(STEP)
+        sched.wake()
+        settle(sched, stuck)
+
+
 def wait_for(cond, timeout=5.0):
+    """Poll ``cond`` while the worker threads catch up (the clock stands still)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
             return True
-        time.sleep(0.02)
+        time.sleep(0.001)
     return False
-
-
-@pytest.fixture
-def sched():
-    store, events = SeriesStore(retention=60), EventBus()
-    s = Scheduler(store, events, max_backoff=1.0)
-    yield s
-    s.stop()
 
 
 def status(s, name):
     return {st.name: st for st in s.statuses()}[name]
 
 
-def test_bad_collectors_are_isolated(sched):
-    good, raises, hangs, absent = Good(), Raises(), Hangs(), Absent()
+def results(store) -> dict[str, set]:
+    """The ``run`` label of every RESULT sample visible in the store, by collector."""
+    return {b.collector: {r.labels[0] for r in b.rows() if r.family == RESULT} for b in store.blocks()}
+
+
+def test_bad_collectors_are_isolated(sched, clock):
+    good, raises, hangs, absent = Good(), Raises(clock), Hangs(), Absent()
     sub = sched.events.subscribe()
-    sched.set_collectors([CollectorSpec("good", good, 0.05, 1.0),
-                          CollectorSpec("raises", raises, 0.05, 1.0),
-                          CollectorSpec("hangs", hangs, 0.05, 0.2),
-                          CollectorSpec("absent", absent, 0.05, 1.0)])
+    sched.set_collectors([CollectorSpec("good", good, 1.0, 4.0),
+                          CollectorSpec("raises", raises, 1.0, 4.0),
+                          CollectorSpec("hangs", hangs, 1.0, 2.0),
+                          CollectorSpec("absent", absent, 1.0, 4.0)])
     sched.start()
     try:
-        assert wait_for(lambda: status(sched, "hangs").timeouts_total >= 1)
-        runs_at_hang = good.runs
-        assert wait_for(lambda: good.runs >= runs_at_hang + 10), "good collector stalled"
+        run_until(sched, clock, 1.5, stuck={"hangs"})
+        assert status(sched, "hangs").timeouts_total == 0 and status(sched, "hangs").up is False
+        run_until(sched, clock, 2.0, stuck={"hangs"})
+        assert status(sched, "hangs").timeouts_total == 1  # exactly at its 2 s timeout
+        run_until(sched, clock, 12.0, stuck={"hangs"})
+        assert good.runs == 13, "good collector stalled: it runs every second from t=0 to t=12"
         st = {s.name: s for s in sched.statuses()}
         assert st["good"].up and not st["raises"].up and not st["hangs"].up
         assert "sensor read failed" in st["raises"].last_error
         assert "timed out" in st["hangs"].last_error
         assert st["absent"].up and not st["absent"].present
         assert st["hangs"].timeouts_total == 1  # one stuck run is one timeout, not one per tick
+        assert hangs.runs == 1  # no new run while the stuck one has not returned
         names = {b.collector for b in sched.store.blocks()}
         assert names == {"good"}  # failing collectors' series are stale, hidden
         kinds = set()
@@ -105,22 +176,30 @@ def test_bad_collectors_are_isolated(sched):
         hangs.release.set()
 
 
-def test_failing_collector_backs_off(sched):
-    good, raises = Good(), Raises()
-    sched.set_collectors([CollectorSpec("good", good, 0.05, 1.0),
-                          CollectorSpec("raises", raises, 0.05, 1.0)])
+def test_failing_collector_backs_off(sched, clock):
+    good, raises = Good(), Raises(clock)
+    sched.set_collectors([CollectorSpec("good", good, 1.0, 4.0),
+                          CollectorSpec("raises", raises, 1.0, 4.0)])
     sched.start()
-    time.sleep(2.0)
-    # 0.05, 0.1, 0.2, 0.4, 0.8, 1.0 ... : a handful of tries, not 40
-    assert raises.runs <= 8 < good.runs / 3
+    run_until(sched, clock, 40.0)
+    # After the 2nd consecutive failure the gap doubles from the interval
+    # (2, 4, 8 s) and stops at max_backoff (8 s); the 1st is retried at the
+    # normal interval.
+    assert raises.times == [0, 1, 3, 7, 15, 23, 31, 39]
+    assert good.runs == 41  # the healthy one keeps its 1 s rate throughout
+    st = status(sched, "raises")
+    assert (st.runs_total, st.errors_total, st.consecutive_failures) == (8, 8, 8)
 
 
-def test_recovery_publishes_an_event_and_brings_series_back(sched):
-    flaky = Raises(failures=2)
+def test_recovery_publishes_an_event_and_brings_series_back(sched, clock):
+    flaky = Raises(clock, failures=2)
     sub = sched.events.subscribe()
-    sched.set_collectors([CollectorSpec("flaky", flaky, 0.05, 1.0)])
+    sched.set_collectors([CollectorSpec("flaky", flaky, 1.0, 4.0)])
     sched.start()
-    assert wait_for(lambda: status(sched, "flaky").up)
+    run_until(sched, clock, 2.5)
+    assert not status(sched, "flaky").up and sched.store.blocks() == []
+    run_until(sched, clock, 3.0)  # 2nd failure at t=1 backs off 2 s
+    assert flaky.times == [0, 1, 3] and status(sched, "flaky").up
     assert {b.collector for b in sched.store.blocks()} == {"flaky"}
     kinds = []
     while (ev := sub.get(0.01)) is not None:
@@ -128,34 +207,44 @@ def test_recovery_publishes_an_event_and_brings_series_back(sched):
     assert kinds == ["collector.failed", "collector.recovered"]
 
 
-def test_late_result_of_a_timed_out_run_is_discarded(sched):
+def test_late_result_of_a_timed_out_run_is_discarded(sched, clock):
     hangs = Hangs()
-    sched.set_collectors([CollectorSpec("hangs", hangs, 0.05, 0.1)])
+    sched.set_collectors([CollectorSpec("hangs", hangs, 10.0, 2.0)])
     sched.start()
-    assert wait_for(lambda: status(sched, "hangs").timeouts_total == 1)
-    hangs.release.set()
-    assert wait_for(lambda: status(sched, "hangs").runs_total >= 3)
-    assert status(sched, "hangs").up  # later runs are on time again
+    run_until(sched, clock, 2.0, stuck={"hangs"})
+    assert status(sched, "hangs").timeouts_total == 1
+    hangs.release.set()  # the stuck run returns its batch, 2 s too late
+    settle(sched)
+    st = status(sched, "hangs")
+    assert st.runs_total == 1 and hangs.runs == 1  # the late run ended; no new one yet
+    assert results(sched.store) == {}  # its batch never reached the store
+    assert not st.up and "timed out" in st.last_error
+    run_until(sched, clock, 10.0)  # the next run is on time (fixed rate from t=0)
+    assert hangs.runs == 2 and status(sched, "hangs").up
+    assert results(sched.store) == {"hangs": {"on_time"}}
 
 
-def test_reload_keeps_unchanged_collectors(sched):
+def test_reload_keeps_unchanged_collectors(sched, clock):
     good = Good()
-    spec = CollectorSpec("good", good, 0.05, 1.0)
+    spec = CollectorSpec("good", good, 1.0, 4.0)
     sched.set_collectors([spec])
     sched.start()
-    assert wait_for(lambda: good.runs >= 3)
-    sched.set_collectors([spec, CollectorSpec("other", Good(), 0.05, 1.0)])
-    assert status(sched, "good").runs_total >= 3  # state survived
-    sched.set_collectors([CollectorSpec("other", Good(), 0.05, 1.0)])
+    run_until(sched, clock, 2.0)
+    assert good.runs == 3
+    other = Good()
+    sched.set_collectors([spec, CollectorSpec("other", other, 1.0, 4.0)])
+    settle(sched)
+    assert status(sched, "good").runs_total == 3  # state survived
+    assert (good.runs, other.runs) == (3, 1)  # the kept one is not run again out of turn
+    sched.set_collectors([CollectorSpec("other", Good(), 1.0, 4.0)])
     assert [s.name for s in sched.statuses()] == ["other"]
 
 
-def test_reload_never_runs_a_collector_twice_at_once(sched):
+def test_reload_never_runs_a_collector_twice_at_once(sched, clock):
     class Slow:
-        name = "slow"
-
         def __init__(self):
-            self.running = self.most = self.runs = 0
+            self.running = self.most = 0
+            self.times: list[float] = []
             self.release = threading.Event()
             self.lock = threading.Lock()
 
@@ -163,19 +252,25 @@ def test_reload_never_runs_a_collector_twice_at_once(sched):
             with self.lock:
                 self.running += 1
                 self.most = max(self.most, self.running)
-                self.runs += 1
-            if self.runs == 1:
+                self.times.append(clock())
+            if len(self.times) == 1:
                 self.release.wait()
             with self.lock:
                 self.running -= 1
 
     slow = Slow()
-    sched.set_collectors([CollectorSpec("slow", slow, 0.05, 5.0)])
+    sched.set_collectors([CollectorSpec("slow", slow, 1.0, 100.0)])
     sched.start()
-    assert wait_for(lambda: slow.runs == 1)
-    sched.set_collectors([CollectorSpec("slow", slow, 0.1, 5.0)])  # new interval: new runner
-    time.sleep(0.5)
-    assert slow.runs == 1  # the new runner waits for the old run to end
+    # settle() counts a stuck run as done once started: wait until it has
+    # read the clock, before the clock moves on
+    assert wait_for(lambda: slow.times == [0])
+    run_until(sched, clock, 1.0, stuck={"slow"})
+    sched.set_collectors([CollectorSpec("slow", slow, 2.0, 100.0)])  # new interval: new runner
+    run_until(sched, clock, 5.0, stuck={"slow"})
+    assert slow.times == [0]  # the new runner waits for the old run to end
     slow.release.set()
-    assert wait_for(lambda: slow.runs >= 3)
+    settle(sched)
+    run_until(sched, clock, 9.0)
+    # it starts as soon as the old run ends, then keeps its new interval
+    assert slow.times == [0, 5, 7, 9]
     assert slow.most == 1

@@ -157,6 +157,13 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def wake(self) -> None:
+        """Make the loop read the clock again now.  The loop sleeps until the
+        next run is due by its own reckoning; an injected clock that was moved
+        forward (tests) would otherwise be noticed only after that sleep."""
+        with self._cond:
+            self._cond.notify_all()
+
     def _loop(self) -> None:
         with self._cond:
             while not self._stop:

@@ -1,0 +1,45 @@
+"""Fixtures and markers shared by the test modules.
+
+Network namespaces: a test that needs one takes the ``netns`` fixture (and
+``peer_netns`` for a second, e.g. the far end of a veth); a test that needs
+the ability without a namespace of its own is marked ``@pytest.mark.netns``.
+Both skip where namespaces cannot be made, and fail instead with
+HOSTAGENT_REQUIRE_NETNS=1, so CI cannot pass by skipping them (see
+tests/netns.py).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from tests.netns import namespace, require_netns
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "netns: needs root and iproute2 to create network namespaces "
+                   "(skips without them; fails with HOSTAGENT_REQUIRE_NETNS=1)")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("netns") is not None:
+        require_netns()
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """The name of a fresh namespace (``lo`` up, IPv6 off), deleted after
+    the test whatever its outcome."""
+    require_netns()
+    with namespace() as name:
+        yield name
+
+
+@pytest.fixture
+def peer_netns() -> Iterator[str]:
+    """A second fresh namespace, for tests that need traffic to really
+    cross a link: with both ends in one namespace it would go through ``lo``."""
+    require_netns()
+    with namespace("hostagent-peer") as name:
+        yield name
