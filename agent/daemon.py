@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import Mapping, Protocol, Sequence
 
 from agent import __version__, core
+from agent.api.auth import AuthInterceptor
 from agent.api.inventory_service import InventoryService
 from agent.api.operations_service import OperationsService
 from agent.api.server import INVENTORY, TELEMETRY, build_server
@@ -238,7 +239,10 @@ class Agent:
         for plugin in self.plugins:
             services += plugin.services(self)
         self.access.use_contract(d.file for _, d in services)
-        self.grpc = build_server(services, cfg.server.max_workers, (self.access.interceptor(),),
+        auth = AuthInterceptor(lambda: self.access.policy, self.access.identify, self.access.audit,
+                               cfg.server.max_streams_per_identity,
+                               streams_total=max(1, cfg.server.max_workers - STREAM_HEADROOM))
+        self.grpc = build_server(services, cfg.server.max_workers, (auth,),
                                  cfg.server.max_concurrent_rpcs)
         try:
             self.grpc.addresses.extend(self.access.bind(self.grpc.server))

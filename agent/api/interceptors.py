@@ -2,7 +2,7 @@
 
 Servicers raise :mod:`agent.errors` exceptions (or anything else); this
 interceptor wraps every handler, unary and streaming, and aborts with the
-mapped code.  Unexpected exceptions become ``INTERNAL`` with an error id that
+code the error's class declares (``agent.errors.status_of``).  Unexpected exceptions become ``INTERNAL`` with an error id that
 is also in the log, so the client never sees a traceback and the agent never
 dies on input.
 
@@ -13,8 +13,6 @@ naming the message type (gRPC itself would answer ``INTERNAL``).
 """
 from __future__ import annotations
 
-import uuid
-
 import grpc
 
 from agent import errors
@@ -22,17 +20,6 @@ from agent.logs import get_logger
 
 log = get_logger(__name__)
 MAX_DETAILS = 1024  # characters of an error message; inputs are quoted shorter (errors.quote)
-
-_CODES: list[tuple[type[Exception], grpc.StatusCode]] = [
-    (errors.InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
-    (errors.NotFound, grpc.StatusCode.NOT_FOUND),
-    (errors.Unavailable, grpc.StatusCode.UNAVAILABLE),
-    (errors.ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (errors.Aborted, grpc.StatusCode.ABORTED),
-    (errors.PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (errors.DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (errors.AgentError, grpc.StatusCode.FAILED_PRECONDITION),
-]
 
 
 class Undecodable:
@@ -77,15 +64,13 @@ def _decoded_stream(requests):
 
 
 def status_for(exc: Exception) -> tuple[grpc.StatusCode, str]:
-    for cls, code in _CODES:
-        if isinstance(exc, cls):
-            message = str(exc)
-            if len(message) > MAX_DETAILS:  # a backstop: messages quote input with errors.quote
-                message = message[:MAX_DETAILS] + "..."
-            return code, message
-    error_id = uuid.uuid4().hex[:12]
-    log.exception("rpc.internal_error", error_id=error_id, error=type(exc).__name__)
-    return grpc.StatusCode.INTERNAL, f"internal error (id {error_id}; see the agent log)"
+    """What the client sees for ``exc`` (:func:`agent.errors.status_of`), the
+    message cut at MAX_DETAILS as a backstop: messages quote input with
+    ``errors.quote``."""
+    code, message = errors.status_of(exc)
+    if len(message) > MAX_DETAILS:
+        message = message[:MAX_DETAILS] + "..."
+    return code, message
 
 
 def status_details(context: grpc.ServicerContext) -> str:

@@ -20,8 +20,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from agent.api.interceptors import status_for
-from agent.errors import Aborted, AgentError, InvalidArgument, NotFound, Unavailable, quote
+from agent.errors import (Aborted, AgentError, InvalidArgument, NotFound, Unavailable, quote,
+                          status_of)
 from agent.gen.hostagent.v1 import options_pb2
 from agent.logs import get_logger
 from agent.operations.journal import DuplicateRequest, Journal
@@ -53,7 +53,7 @@ def check_request_id(value: str, field: str = "request_id") -> str:
 
 def grpc_status(exc: Exception) -> tuple[int, str]:
     """An exception as (gRPC status code number, message): the API's mapping."""
-    code, message = status_for(exc)
+    code, message = status_of(exc)
     return code.value[0], message
 
 

@@ -1,8 +1,10 @@
 """Who reaches the API, assembled from the config: the TCP listener (mutual
 TLS, or plaintext on loopback), the unix socket (through the peer-credential
 proxy, so the caller's uid is its identity), the roles policy and the audit
-log.  The daemon owns one :class:`Access` and asks it to bind listeners and
-to authorize calls.
+log.  The daemon owns one :class:`Access`, asks it to bind listeners, and
+gives its policy, caller identification and audit trail to the API's
+auth interceptor (``agent.api.auth``): the API depends on security, never
+the reverse.
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from typing import Iterable
 import grpc
 from google.protobuf.descriptor import FileDescriptor
 
-from agent.api.auth import AuthInterceptor
 from agent.audit import AuditLog
 from agent.config import Config
 from agent.config_values import is_loopback, split_hostport
@@ -64,12 +65,6 @@ class Access:
                 "transport_security_type") != [b"ssl"]:
             return Identity(PLAINTEXT, PLAINTEXT, context.peer())
         return who
-
-    def interceptor(self) -> AuthInterceptor:
-        server = self._cfg.server
-        return AuthInterceptor(lambda: self.policy, self.identify, self.audit,
-                               server.max_streams_per_identity,
-                               streams_total=max(1, server.max_workers - 4))
 
     def bind(self, server: grpc.Server) -> list[str]:
         """Add the listeners to ``server`` (before it starts); return their
