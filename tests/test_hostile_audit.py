@@ -57,6 +57,8 @@ def test_a_flood_of_large_denials_stays_small_and_is_accounted_for(tmp_path):
             for i in range(30):
                 assert cancel(ch, MISSING, f"root-{i}") is grpc.StatusCode.NOT_FOUND
         assert agent.stop() == 0
+        # The journal is spared too: a denial is logged when it is recorded.
+        logged = [e for e in agent.events("rpc.denied") if e.get("identity") == "insecure"]
     path = agent.state / "audit.jsonl"
     size = path.stat().st_size
     # Cap: (burst 20 + one per second of flood + the one after) records of at
@@ -67,6 +69,7 @@ def test_a_flood_of_large_denials_stays_small_and_is_accounted_for(tmp_path):
     recs = records(path)
     denied = [r for r in recs if r.get("decision") == "deny" and r["identity"] == "insecure"]
     assert 20 <= len(denied) <= 22 + flood_s
+    assert len(logged) == len(denied)
     big = denied[0]
     assert "args" in big["truncated"] and len(big["args"]["name"]) < 1024
     full = next(n for n in names if n.startswith(big["args"]["name"][:16]))

@@ -28,7 +28,7 @@ LONG_WAITS = frozenset({"/hostagent.v1.Operations/WaitOperation"})
 
 
 class Auditor(Protocol):
-    def record(self, **fields) -> None: ...
+    def record(self, **fields) -> dict | None: ...
 
 
 def _args(request) -> dict:
@@ -77,15 +77,20 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return caller, rule
 
     def _deny(self, method, request, context, caller, code, message):
-        log.warning("rpc.denied", method=method, identity=caller.name if caller else None,
-                    peer=caller.peer if caller else context.peer(), code=code.name, reason=message)
-        self._audit(method, request, context, caller, "deny", code, 0.0, message)
+        # Logged only when the audit trail took it: a flood of denials is
+        # rate-limited there (counted, not written), and must not fill the
+        # journal instead.
+        if self._audit(method, request, context, caller, "deny", code, 0.0, message) is not None:
+            log.warning("rpc.denied", method=method, identity=caller.name if caller else None,
+                        peer=caller.peer if caller else context.peer(), code=code.name,
+                        reason=message)
         context.abort(code, message)
 
     def _audit(self, method, request, context, caller, decision, code, duration, message=""):
+        """The record written, or None when the auditor only counted it."""
         if self._auditor is None:
-            return
-        self._auditor.record(
+            return {}
+        return self._auditor.record(
             identity=caller.name if caller else "", peer=caller.peer if caller else context.peer(),
             method=method, request_id=getattr(request, "request_id", "") or "",
             args=_args(request), decision=decision, status=code.name,
