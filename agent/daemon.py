@@ -86,7 +86,8 @@ class Agent:
         self.inventory = InventoryCache(self.hostfs)
         self._collectors: dict[str, object] = {
             "agent": AgentCollector(self.scheduler, self.store, self.events,
-                                    lambda: self.streams.active)}
+                                    lambda: self.streams.active,
+                                    lambda: self.access.audit if self.access else None)}
         self._options: dict[str, object] = {}  # options each cached collector was built with
         self._retiring: list[tuple[str, object]] = []
         self._stop = threading.Event()

@@ -4,9 +4,11 @@ small on disk and is accounted for; a full disk neither locks root out at
 once nor leaves a half-written line, and the trail recovers with the space."""
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,6 +58,16 @@ def test_a_flood_of_large_denials_stays_small_and_is_accounted_for(tmp_path):
         with grpc.insecure_channel(f"unix:{agent.socket}") as ch:
             for i in range(30):
                 assert cancel(ch, MISSING, f"root-{i}") is grpc.StatusCode.NOT_FOUND
+        # Operators see it without reading the file (the next collection).
+        deadline = time.monotonic() + 15
+        while True:
+            metrics = urllib.request.urlopen(agent.metrics_url, timeout=5).read().decode()
+            found = re.search(r"^hostagent_audit_denials_suppressed_total (\S+)$", metrics, re.M)
+            if (found and float(found.group(1)) >= 270) or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        assert found and float(found.group(1)) >= 270
+        assert re.search(r"^hostagent_audit_healthy 1(\.0)?$", metrics, re.M)
         assert agent.stop() == 0
         # The journal is spared too: a denial is logged when it is recorded.
         logged = [e for e in agent.events("rpc.denied") if e.get("identity") == "insecure"]

@@ -8,7 +8,7 @@ always enabled.
 from __future__ import annotations
 
 import platform
-from typing import Callable
+from typing import Callable, Protocol
 
 import psutil
 
@@ -52,16 +52,32 @@ MAX_FDS = FamilyDesc("process_max_fds", G, "Maximum number of open file descript
 START = FamilyDesc("process_start_time_seconds", G,
                    "Start time of the process since unix epoch in seconds", "seconds")
 THREADS = FamilyDesc("hostagent_process_threads", G, "Threads of the agent")
+AUDIT_HEALTHY = FamilyDesc("hostagent_audit_healthy", G,
+                           "1 while the audit trail can be written; 0: changes are refused")
+AUDIT_ERRORS = FamilyDesc("hostagent_audit_write_errors_total", C,
+                          "Audit records that could not be written")
+AUDIT_SUPPRESSED = FamilyDesc("hostagent_audit_denials_suppressed_total", C,
+                              "Denied calls counted but not written one by one (rate limit, low disk)")
+
+
+class AuditStats(Protocol):
+    """What this collector reads of the audit trail (``agent.audit.AuditLog``)."""
+
+    healthy: bool
+    errors: int
+    suppressed_total: int
 
 class AgentCollector:
     name = "agent"
 
     def __init__(self, scheduler: Scheduler, store: SeriesStore, events: EventBus,
-                 active_streams: Callable[[], int] = lambda: 0) -> None:
+                 active_streams: Callable[[], int] = lambda: 0,
+                 audit: Callable[[], AuditStats | None] = lambda: None) -> None:
         self._scheduler = scheduler
         self._store = store
         self._events = events
         self._active_streams = active_streams
+        self._audit = audit
         self._process = psutil.Process()
         self._started = self._process.create_time()
 
@@ -81,6 +97,11 @@ class AgentCollector:
         batch.counter(EVENTS, self._events.published_total)
         batch.counter(DROPPED, self._events.dropped_total)
         batch.gauge(STREAMS, self._active_streams())
+        audit = self._audit()
+        if audit is not None:  # from the start of the API on
+            batch.gauge(AUDIT_HEALTHY, 1 if audit.healthy else 0)
+            batch.counter(AUDIT_ERRORS, audit.errors)
+            batch.counter(AUDIT_SUPPRESSED, audit.suppressed_total)
         with self._process.oneshot():
             memory = self._process.memory_info()
             batch.gauge(RSS, memory.rss)
