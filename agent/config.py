@@ -5,6 +5,8 @@ Validated once, at start and on reload.  Every problem is a
 ``/etc/hostagent/config.toml: telemetry.retention: 10s is shorter than ...``,
 and nothing starts.  The schema is declared as data (``_TOP``, ``_SECTIONS``,
 ``_COLLECTOR``); the result is a tree of frozen dataclasses, never loose dicts.
+A feature's own table (``[bmc]``) is a ``ConfigSection`` the feature declares
+and the caller passes in: this module knows no feature.
 """
 from __future__ import annotations
 
@@ -13,18 +15,20 @@ import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, TypeVar
 
-from agent.bmc.config import BmcConfig, bmc_to_toml, parse_bmc
-from agent.config_values import (INSECURE, SUN_PATH_MAX, Invalid, abs_path, bool_,  # noqa: F401
-                                 choice, count, duration, format_duration, identities,
-                                 is_loopback, listen, optional_path, parse_duration, socket_path,
-                                 split_hostport, type_name, unqualified_identities)
+from agent.config_values import (INSECURE, SUN_PATH_MAX, ConfigSection, Invalid,  # noqa: F401
+                                 abs_path, bool_, choice, count, duration, format_duration,
+                                 identities, is_loopback, listen, optional_path, parse_duration,
+                                 socket_path, split_hostport, toml_value, type_name,
+                                 unqualified_identities)
 
+DEFAULT_GRPC_LISTEN = "127.0.0.1:9447"  # also where the CLI looks when no socket is there
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("logfmt", "json")
 MAX_RETENTION = 24 * 3600.0
 MAX_OPERATION_RETENTION = 90 * 86400.0
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -112,7 +116,7 @@ class CollectorConfig:
     interval: float | None = None
     timeout: float | None = None
     retention: float | None = None  # history kept for this collector's series
-    # Collector-specific keys (declared in agent.collectors.OPTIONS), validated.
+    # Collector-specific keys (declared by the collector: CollectorInfo.options), validated.
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def resolve(self, telemetry: TelemetryConfig) -> CollectorTiming:
@@ -136,7 +140,14 @@ class Config:
     operations: OperationsConfig = field(default_factory=OperationsConfig)
     collectors: Mapping[str, CollectorConfig] = field(
         default_factory=lambda: MappingProxyType({}))
-    bmc: BmcConfig = field(default_factory=BmcConfig)
+    # The features' tables, by their declaration, in the order given: read with section().
+    sections: Mapping[ConfigSection, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def section(self, decl: ConfigSection[T]) -> T:
+        """The feature table ``decl`` as loaded; its defaults if it was not loaded."""
+        if decl in self.sections:
+            return self.sections[decl]
+        return decl.parse(None, ConfigError)
 
     @property
     def enabled_collectors(self) -> tuple[str, ...]:
@@ -162,7 +173,7 @@ _COLLECTOR: Mapping[str, Callable[[Any], Any]] = {
     "retention": lambda v: duration(v, MAX_RETENTION)}
 _SECTION_TYPES = {"server": ServerConfig, "log": LogConfig, "telemetry": TelemetryConfig,
                   "tls": TlsConfig, "auth": AuthConfig, "operations": OperationsConfig}
-_TOP_KEYS = (*_TOP, *_SECTIONS, "collectors", "bmc")
+_TOP_KEYS = (*_TOP, *_SECTIONS, "collectors")
 
 
 # ---------------------------------------------------------------- defaults --
@@ -191,7 +202,7 @@ def default_grpc_socket(env: Mapping[str, str], uid: int) -> str:
 def _defaults(env: Mapping[str, str], uid: int) -> dict[str, Any]:
     return {
         "state_dir": default_state_dir(env, uid),
-        "server": {"grpc_listen": "127.0.0.1:9447",
+        "server": {"grpc_listen": DEFAULT_GRPC_LISTEN,
                    "grpc_socket": default_grpc_socket(env, uid),
                    "metrics_listen": "127.0.0.1:9446", "max_workers": 32, "insecure": False,
                    "max_concurrent_rpcs": 32, "max_streams_per_identity": 8},
@@ -283,9 +294,11 @@ def load_config(path: str | None, *, overrides: Mapping[str, object] = _NO_OVERR
                 default_enabled: Iterable[str] | None = None,
                 env: Mapping[str, str] | None = None,
                 collector_options: Mapping[str, Mapping[str, Callable[[Any], Any]]] | None = None,
+                feature_sections: Iterable[ConfigSection] = (),
                 ) -> Config:
     """Load and validate.  ``overrides`` are dotted keys from command-line
-    flags, validated like file values; ``env`` defaults to ``os.environ``."""
+    flags, validated like file values; ``env`` defaults to ``os.environ``.
+    ``feature_sections``: the features' tables, each read by its own parser."""
     env = os.environ if env is None else env
     known = frozenset(known_collectors)
     on_by_default = known if default_enabled is None else frozenset(default_enabled)
@@ -293,7 +306,8 @@ def load_config(path: str | None, *, overrides: Mapping[str, object] = _NO_OVERR
     chk = _Checker(path, _apply(doc, overrides))
     defaults = _defaults(env, os.geteuid())
 
-    chk.known_keys(doc, "", _TOP_KEYS)
+    feature_sections = tuple(feature_sections)
+    chk.known_keys(doc, "", (*_TOP_KEYS, *(s.name for s in feature_sections)))
     top = {k: chk.value(k, check, doc.get(k, defaults[k])) for k, check in _TOP.items()}
     sections: dict[str, dict[str, Any]] = {}
     for name, schema in _SECTIONS.items():
@@ -335,9 +349,9 @@ def load_config(path: str | None, *, overrides: Mapping[str, object] = _NO_OVERR
                            f"{format_duration(telemetry.retention)} is shorter than {source} "
                            f"{format_duration(interval)}; no sample would be kept")
     built = {name: _SECTION_TYPES[name](**values) for name, values in sections.items()}
-    bmc = parse_bmc(doc.get("bmc"), chk.fail)
-    return Config(state_dir=top["state_dir"], collectors=MappingProxyType(collectors), bmc=bmc,
-                  **built)
+    features = MappingProxyType({s: s.parse(doc.get(s.name), chk.fail) for s in feature_sections})
+    return Config(state_dir=top["state_dir"], collectors=MappingProxyType(collectors),
+                  sections=features, **built)
 
 
 def _check_server(chk: _Checker, sections: dict[str, dict[str, Any]], concurrency_given: bool) -> None:
@@ -371,38 +385,21 @@ def _check_security(chk: _Checker, sections: dict[str, dict[str, Any]]) -> None:
 
 # ---------------------------------------------------------------- rendering --
 
-_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):  # every float in Config is a duration
-        v = format_duration(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, Mapping):
-        return "{ " + ", ".join(f"{_toml_value(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    return '"' + "".join(_TOML_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20
-                         or ord(c) == 0x7F else c) for c in str(v)) + '"'
-
-
 def config_to_toml(cfg: Config) -> str:
     """The effective configuration as TOML that :func:`load_config` reads back."""
     out = ["# Effective hostagent configuration: defaults, file and flags merged.",
-           f"state_dir = {_toml_value(cfg.state_dir)}"]
+           f"state_dir = {toml_value(cfg.state_dir)}"]
     for name in _SECTIONS:
         section = getattr(cfg, name)
         out += ["", f"[{name}]"]
-        out += [f"{f.name} = {_toml_value(getattr(section, f.name))}" for f in fields(section)
+        out += [f"{f.name} = {toml_value(getattr(section, f.name))}" for f in fields(section)
                 if not f.metadata.get("derived")]
     for name, c in sorted(cfg.collectors.items()):
-        key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _toml_value(name)
+        key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else toml_value(name)
         out += ["", f"[collectors.{key}]"]
-        out += [f"{f.name} = {_toml_value(getattr(c, f.name))}"
+        out += [f"{f.name} = {toml_value(getattr(c, f.name))}"
                 for f in fields(c) if getattr(c, f.name) is not None and f.name != "options"]
-        out += [f"{k} = {_toml_value(v)}" for k, v in c.options.items()]
-    out += bmc_to_toml(cfg.bmc, _toml_value)
+        out += [f"{k} = {toml_value(v)}" for k, v in c.options.items()]
+    for decl, value in cfg.sections.items():
+        out += decl.to_toml(value)
     return "\n".join(out) + "\n"

@@ -1,4 +1,6 @@
-"""Value checkers of the config schema: durations, addresses, paths, roles.
+"""What the config schema is built from: value checkers (durations, addresses,
+paths, roles), the TOML renderer of values, and :class:`ConfigSection`, the
+declaration of a feature's own table.
 
 Each checker takes a raw TOML value and returns the typed value or raises
 :class:`Invalid` with a message; ``agent.config`` adds the key and the file.
@@ -9,13 +11,15 @@ import ipaddress
 import math
 import os
 import re
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any, Callable, Generic, Mapping, TypeVar
 
 from agent.errors import quote
 
 SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes, NUL included
 ROLES = ("none", "viewer", "operator", "admin")
+T = TypeVar("T")
 
 # --------------------------------------------------------------- durations --
 
@@ -196,6 +200,17 @@ def count(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
+def regex(v: Any) -> str:
+    """A regular expression (Python ``re`` syntax), returned as written;
+    matched with ``re.search`` like node_exporter's unanchored Go patterns."""
+    s = str_(v)
+    try:
+        re.compile(s)
+    except re.error as e:
+        raise Invalid(f"invalid regular expression {quote(s)}: {e}") from None
+    return s
+
+
 _IDENTITY_RE = re.compile(r"[^\s\x00-\x1f]{1,512}")
 _UNIX_RE = re.compile(r"unix:uid:[0-9]{1,10}")
 
@@ -264,3 +279,39 @@ def netns_list(v: Any) -> tuple[str, ...]:
             raise Invalid(f"{name!r} is listed twice")
         out.append(name)
     return tuple(out)
+
+
+# ---------------------------------------------------------------- rendering --
+
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def toml_value(v: Any) -> str:
+    """One value as TOML that its checker reads back (floats are durations)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):  # every float in Config is a duration
+        v = format_duration(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{toml_value(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return '"' + "".join(_TOML_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20
+                         or ord(c) == 0x7F else c) for c in str(v)) + '"'
+
+
+# ---------------------------------------------------------- feature tables --
+
+@dataclass(frozen=True, eq=False)
+class ConfigSection(Generic[T]):
+    """A feature's top-level table, declared beside the feature (``[bmc]``:
+    ``agent.bmc.config.SECTION``) and registered with it.  ``parse(table,
+    fail)`` gets the raw table, or None when absent (then it returns the
+    defaults), and raises ``fail(dotted_key, message)``; ``to_toml(value)``
+    gives the lines ``check-config --print`` shows, read back by ``parse``."""
+
+    name: str
+    parse: Callable[[Any, Callable[[str, str], Exception]], T]
+    to_toml: Callable[[T], list[str]]

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import replace
 
-from typing import Mapping, Protocol, Sequence
+from typing import Sequence
 
 from agent import __version__, core
 from agent.api.auth import AuthInterceptor
@@ -26,17 +26,13 @@ from agent.api.server import INVENTORY, TELEMETRY, build_server
 from agent.api.streams import StreamGate
 from agent.api.telemetry_service import TelemetryService
 from agent.backends.hostfs import HostFS
-from agent.api.bmc_service import BmcService
-from agent.bmc.hub import BmcHub
-from agent.bmc.operations import bmc_kinds
-from agent.collectors import (BUILTIN, DEFAULT_INTERVALS, DEFAULT_RETENTIONS, IPMI_TIMEOUT_MARGIN,
-                              OPTIONS)
 from agent.collectors.agent import AgentCollector
-from agent.collectors.base import CollectorContext
-from agent.config import Config, ConfigError, load_config, split_hostport
+from agent.config import Config, ConfigError, split_hostport
 from agent.exposition import MetricsServer
 from agent.inventory import InventoryCache
-from agent.gen.hostagent.v1 import bmc_pb2, operations_pb2
+from agent.feature import Feature, FeatureContext, FeatureInstance, ServiceContext
+from agent.features import FEATURES, declared_collectors, load_agent_config
+from agent.gen.hostagent.v1 import inventory_pb2, operations_pb2
 from agent.logs import get_logger, setup_logging
 from agent.operations.journal import Journal
 from agent.operations.manager import OperationKind, OperationManager
@@ -47,6 +43,7 @@ from agent.security.tls import TlsError, load_material
 from agent.startup import (StartError, listen_failed, lock_state_dir, make_state_dir,
                            open_journal, socket_failed)
 from agent.sdnotify import Notifier
+from agent.telemetry.collector import Collector, CollectorContext, CollectorInfo
 from agent.telemetry.events import EventBus, Severity
 from agent.telemetry.query import MetricsQuery
 from agent.telemetry.scheduler import CollectorSpec, Scheduler
@@ -55,25 +52,20 @@ from agent.telemetry.store import SeriesStore
 log = get_logger(__name__)
 STREAM_HEADROOM = 4  # worker threads kept for unary calls
 OPERATIONS = operations_pb2.DESCRIPTOR.services_by_name["Operations"]
-BMC = bmc_pb2.DESCRIPTOR.services_by_name["Bmc"]
 PURGE_EVERY = 3600.0  # seconds between purges of old finished operations
-
-
-class Plugin(Protocol):
-    """Adds operation kinds and gRPC services (the provisioners of later
-    issues; the test suite's test-only mutating RPC)."""
-
-    def kinds(self) -> Mapping[str, OperationKind]: ...
-
-    def services(self, agent: "Agent") -> list[tuple[object, object]]: ...
+Plugin = Feature  # serve(plugins=...): a feature this build does not list (the tests' Mutator)
 
 
 class Agent:
     def __init__(self, cfg: Config, config_path: str | None = None,
                  overrides: dict | None = None, hostfs: HostFS | None = None,
-                 plugins: Sequence[Plugin] = ()) -> None:
+                 plugins: Sequence[Feature] = ()) -> None:
         self.cfg = cfg
-        self.plugins = tuple(plugins)
+        self.features = FEATURES + tuple(plugins)
+        # Collector declarations by name; at start, a feature's own replace its declared ones.
+        self._infos: dict[str, CollectorInfo] = {
+            c.name: c for c in declared_collectors(self.features)}
+        self._instances: list[tuple[Feature, FeatureInstance]] = []  # built at start
         self.config_path = config_path
         self.overrides = dict(overrides or {})
         self.hostfs = hostfs or HostFS("/")
@@ -84,12 +76,12 @@ class Agent:
         self.streams = StreamGate(max(1, cfg.server.max_workers - STREAM_HEADROOM))
         self.query = MetricsQuery(self.store)
         self.inventory = InventoryCache(self.hostfs)
-        self._collectors: dict[str, object] = {
+        self._collectors: dict[str, Collector] = {
             "agent": AgentCollector(self.scheduler, self.store, self.events,
                                     lambda: self.streams.active,
                                     lambda: self.access.audit if self.access else None)}
         self._options: dict[str, object] = {}  # options each cached collector was built with
-        self._retiring: list[tuple[str, object]] = []
+        self._retiring: list[tuple[str, Collector]] = []
         self._stop = threading.Event()
         self._reload = threading.Event()
         self.grpc = None
@@ -97,7 +89,6 @@ class Agent:
         self.access: Access | None = None
         self.operations: OperationManager | None = None
         self.journal: Journal | None = None
-        self.bmc: BmcHub | None = None
         self._start_events: list[tuple] = []  # published once the agent has started
         self._state_lock: int | None = None  # flock on <state_dir>/agent.lock
 
@@ -115,22 +106,23 @@ class Agent:
                 continue
             if name in self._collectors and self._options.get(name) != ccfg.options:
                 self._retire_collector(name)  # new options (e.g. namespaces): a fresh instance
+            info = self._infos[name]
             collector = self._collectors.get(name)
             if collector is None:
                 ctx = CollectorContext(hostfs=self.hostfs, options=ccfg.options,
-                                       publish=self._publisher, bmc=self.bmc)
-                collector = self._collectors[name] = BUILTIN[name](ctx)
+                                       served_families=lambda n=name: self._families_but(n),
+                                       publish=self._publisher)
+                collector = self._collectors[name] = info.factory(ctx)
                 self._options[name] = ccfg.options
-            if ccfg.interval is None and name in DEFAULT_INTERVALS:
-                ccfg = replace(ccfg, interval=DEFAULT_INTERVALS[name])
-            if ccfg.timeout is None and name == "ipmi" and cfg.bmc.targets:
-                slowest = max(t.timeout for t in cfg.bmc.targets)
-                ccfg = replace(ccfg, timeout=slowest + IPMI_TIMEOUT_MARGIN)
+            ccfg = info.effective(ccfg, cfg)  # the declared interval, timeout and retention
             timing = ccfg.resolve(tel)
-            self.store.configure(name, timing.interval, own_retention=ccfg.retention
-                                 if ccfg.retention is not None else DEFAULT_RETENTIONS.get(name))
+            self.store.configure(name, timing.interval, own_retention=ccfg.retention)
             specs.append(CollectorSpec(name, collector, timing.interval, timing.timeout))
         return specs
+
+    def _families_but(self, collector: str) -> set[str]:
+        """Families the store holds from collectors other than ``collector``."""
+        return {f for f, (_, owner) in self.store.families().items() if owner != collector}
 
     def _retire_collector(self, name: str) -> None:
         collector = self._collectors.pop(name, None)
@@ -167,7 +159,11 @@ class Agent:
         make_state_dir(cfg.state_dir)
         self._state_lock = lock_state_dir(cfg.state_dir)
         self.access = Access(cfg)  # the audit trail is needed by the journal's recovery
-        self.bmc = BmcHub(cfg.bmc, cfg.state_dir, self._publisher)
+        for feature in self.features:
+            context = FeatureContext(cfg, cfg.state_dir, self._publisher)
+            instance = feature.build(context)
+            self._instances.append((feature, instance))
+            self._infos.update((c.name, c) for c in instance.collectors())
         self._start_operations()
         specs = self._apply(cfg)
         self.scheduler.start()
@@ -195,9 +191,8 @@ class Agent:
     def _start_operations(self) -> None:
         cfg = self.cfg
         kinds: dict[str, OperationKind] = {}
-        kinds.update(bmc_kinds(self.bmc))
-        for plugin in self.plugins:
-            kinds.update(plugin.kinds())
+        for _, instance in self._instances:
+            kinds.update(instance.kinds())
         path = os.path.join(cfg.state_dir, "operations.db")
         self.journal, moved, reason = open_journal(path)
         if moved:
@@ -225,20 +220,19 @@ class Agent:
 
         threading.Thread(target=purge, name="operations-purge", daemon=True).start()
 
-    def _bmc_inventory(self) -> list:
-        from agent.api.bmc_convert import info_to_proto
-
-        return [info_to_proto(t, ident) for t, ident in self.bmc.identities()] if self.bmc else []
+    def _add_inventory(self, inventory: inventory_pb2.Inventory) -> None:
+        for _, instance in self._instances:
+            instance.add_inventory(inventory)
 
     def _start_grpc(self) -> None:
         cfg = self.cfg
         services = [(TelemetryService(self.query, self.events, self.streams), TELEMETRY),
-                    (InventoryService(self.inventory, self._bmc_inventory), INVENTORY),
+                    (InventoryService(self.inventory, self._add_inventory), INVENTORY),
                     (OperationsService(self.operations), OPERATIONS)]
-        services.append((BmcService(self.bmc, self.operations, self.access.identify,
-                                    lambda who: self.access.policy.role_of(who)), BMC))
-        for plugin in self.plugins:
-            services += plugin.services(self)
+        context = ServiceContext(self.operations, self.access.identify,
+                                 lambda who: self.access.policy.role_of(who))
+        for _, instance in self._instances:
+            services += instance.services(context)
         self.access.use_contract(d.file for _, d in services)
         auth = AuthInterceptor(lambda: self.access.policy, self.access.identify, self.access.audit,
                                cfg.server.max_streams_per_identity,
@@ -301,7 +295,7 @@ class Agent:
     def reload(self) -> None:
         self.notifier.reloading()
         try:
-            cfg = load_agent_config(self.config_path, self.overrides)
+            cfg = load_agent_config(self.config_path, self.overrides, self.features)
             if cfg.tls.enabled:  # what a start checks: a reload accepts no less
                 load_material(cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.client_ca_file)
         except (ConfigError, TlsError) as exc:
@@ -312,16 +306,19 @@ class Agent:
             return
         if cfg.server != self.cfg.server or cfg.state_dir != self.cfg.state_dir:
             log.warning("config.restart_required", reason="server and state_dir changes apply at the next start")
-        if cfg.bmc != self.cfg.bmc:
-            log.warning("config.restart_required", reason="[bmc] changes apply at the next start")
+        for feature in self.features:
+            if feature.section is not None and (
+                    cfg.section(feature.section) != self.cfg.section(feature.section)):
+                log.warning("config.restart_required",
+                            reason=f"[{feature.section.name}] changes apply at the next start")
         if cfg.tls != self.cfg.tls:
             # gRPC cannot swap a port's credentials; the files already named
             # are re-read at every handshake (rotation needs no reload).
             log.warning("config.restart_required", reason="[tls] file changes apply at the next "
                         "start; until then the files named before are served")
         # Keep what runs: a later SIGHUP still sees these changes as pending.
-        cfg = replace(cfg, server=self.cfg.server, state_dir=self.cfg.state_dir, bmc=self.cfg.bmc,
-                      tls=self.cfg.tls)
+        cfg = replace(cfg, server=self.cfg.server, state_dir=self.cfg.state_dir,
+                      sections=self.cfg.sections, tls=self.cfg.tls)
         setup_logging(cfg.log.level, cfg.log.format)
         self.access.reload(cfg)
         self.store.retention = cfg.telemetry.retention
@@ -353,24 +350,22 @@ class Agent:
         for name in list(self._collectors):
             self._retire_collector(name)
         self._close_retired()
-        if self.bmc is not None:
-            self.bmc.close()
+        while self._instances:  # after their collectors and services
+            feature, instance = self._instances.pop()
+            try:
+                instance.close()
+            except Exception:  # noqa: BLE001 - the others are closed anyway
+                log.exception("feature.close_failed", feature=feature.name)
         if self._state_lock is not None:
             os.close(self._state_lock)  # last: nothing writes the state directory now
             self._state_lock = None
         log.info("agent.stopped", seconds=round(time.monotonic() - t0, 3))
 
 
-def load_agent_config(path: str | None, overrides: dict | None = None) -> Config:
-    """The config with this build's collectors and their options."""
-    return load_config(path, overrides=overrides or {}, known_collectors=BUILTIN.keys(),
-                       collector_options=OPTIONS)
-
-
-def serve(config_path: str | None, overrides: dict, plugins: Sequence[Plugin] = ()) -> int:
+def serve(config_path: str | None, overrides: dict, plugins: Sequence[Feature] = ()) -> int:
     """Entry point of ``hostagent serve``: validate config, then run."""
     try:
-        cfg = load_agent_config(config_path, overrides)
+        cfg = load_agent_config(config_path, overrides, FEATURES + tuple(plugins))
     except ConfigError as exc:
         setup_logging("info", "logfmt")
         log.error("config.invalid", error=str(exc))

@@ -27,7 +27,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from agent import core  # noqa: E402
-from agent.collectors.base import CollectorContext  # noqa: E402
+from agent.telemetry.collector import CollectorContext  # noqa: E402
 from agent.collectors.netdev import NetdevCollector  # noqa: E402
 from agent.telemetry.model import Batch  # noqa: E402
 from agent.telemetry.store import SeriesStore  # noqa: E402

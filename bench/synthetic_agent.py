@@ -13,7 +13,8 @@ import time
 
 import psutil
 
-from agent.daemon import Agent, load_agent_config
+from agent.daemon import Agent
+from agent.features import load_agent_config
 from agent.logs import setup_logging
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 from agent.telemetry.store import history_slots

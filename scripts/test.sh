@@ -12,6 +12,9 @@ export HOSTAGENT_REQUIRE_IPMISIM=1
 # make namespaces must not pass by skipping them.  A kernel without a link
 # kind (bond, vlan, dummy) still skips just that test.
 export HOSTAGENT_REQUIRE_NETNS=1
+# Imports go one way (.importlinter, docs/architecture.md "Layers"): a wrong
+# import fails here, before any test runs.
+.venv/bin/lint-imports --no-cache
 HOSTAGENT_REQUIRE_EXTENSIONS=1 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 HOSTAGENT_NO_EXTENSIONS=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
   tests/test_store.py tests/test_api.py tests/test_scheduler.py tests/test_daemon.py "$@"

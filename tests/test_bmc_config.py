@@ -1,4 +1,4 @@
-"""The ``[bmc]`` config section (agent.bmc.config, via agent.daemon.load_agent_config).
+"""The ``[bmc]`` config section (agent.bmc.config, via agent.features.load_agent_config).
 
 Covers defaults, a fully written target, name defaults, cipher-suite policy,
 required keys, password references (file: and credential:) checked at load,
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.bmc.config import BmcConfig, BmcTargetConfig
+from agent.bmc.config import SECTION, BmcConfig, BmcTargetConfig
 from agent.config import ConfigError, config_to_toml
-from agent.daemon import load_agent_config
+from agent.features import load_agent_config
 
 PASSWORD = "s3cr3t-Bmc-Pa55"
 
@@ -58,19 +58,19 @@ def error(load, text: str) -> ConfigError:
 
 def test_no_bmc_section_means_no_targets_and_default_backoff(load):
     cfg = load("")
-    assert cfg.bmc == BmcConfig()
-    assert cfg.bmc.targets == ()
-    assert cfg.bmc.initial_backoff == 2.0
-    assert cfg.bmc.max_backoff == 300.0
+    assert cfg.section(SECTION) == BmcConfig()
+    assert cfg.section(SECTION).targets == ()
+    assert cfg.section(SECTION).initial_backoff == 2.0
+    assert cfg.section(SECTION).max_backoff == 300.0
 
 
 def test_empty_bmc_section_is_the_same_as_none(load):
-    assert load("[bmc]\n").bmc == BmcConfig()
+    assert load("[bmc]\n").section(SECTION) == BmcConfig()
 
 
 def test_backoff_durations_are_parsed(load):
     cfg = load('[bmc]\ninitial_backoff = "500ms"\nmax_backoff = "10m"\n')
-    assert (cfg.bmc.initial_backoff, cfg.bmc.max_backoff) == (0.5, 600.0)
+    assert (cfg.section(SECTION).initial_backoff, cfg.section(SECTION).max_backoff) == (0.5, 600.0)
 
 
 def test_bad_backoff_names_its_key(load):
@@ -99,17 +99,17 @@ allow_ipmi15 = true
 privilege = "Operator"
 timeout = "1.5s"
 ''')
-    assert cfg.bmc == BmcConfig(
+    assert cfg.section(SECTION) == BmcConfig(
         targets=(BmcTargetConfig(name="node-7.bmc", host="10.0.0.77", username="watcher",
                                  password=f"file:{pwfile}", port=6230, local=False,
                                  cipher_suites=(17, 3), allow_ipmi15=True,
                                  privilege="operator", timeout=1.5),),
         initial_backoff=1.0, max_backoff=120.0)
-    assert cfg.bmc.targets[0].address == "10.0.0.77:6230"
+    assert cfg.section(SECTION).targets[0].address == "10.0.0.77:6230"
 
 
 def test_minimal_target_gets_safe_defaults(load, pwfile):
-    [t] = load(target(pwfile)).bmc.targets
+    [t] = load(target(pwfile)).section(SECTION).targets
     assert t.port == 623
     assert t.cipher_suites == (17,)       # suite 3 only if listed
     assert t.allow_ipmi15 is False
@@ -119,17 +119,17 @@ def test_minimal_target_gets_safe_defaults(load, pwfile):
 
 
 def test_ipv6_address_is_bracketed(load, pwfile):
-    [t] = load(target(pwfile, host='"fd00::10"', name='"v6"')).bmc.targets
+    [t] = load(target(pwfile, host='"fd00::10"', name='"v6"')).section(SECTION).targets
     assert t.address == "[fd00::10]:623"
 
 
 def test_name_defaults_to_local_for_the_local_bmc(load, pwfile):
-    [t] = load(target(pwfile, local="true")).bmc.targets
+    [t] = load(target(pwfile, local="true")).section(SECTION).targets
     assert t.name == "local"
 
 
 def test_name_defaults_to_the_host_otherwise(load, pwfile):
-    [t] = load(target(pwfile, host='"bmc-12.example.net"')).bmc.targets
+    [t] = load(target(pwfile, host='"bmc-12.example.net"')).section(SECTION).targets
     assert t.name == "bmc-12.example.net"
 
 
@@ -172,7 +172,7 @@ def test_empty_cipher_suite_list(load, pwfile):
 
 
 def test_cipher_suites_keep_the_operators_order(load, pwfile):
-    [t] = load(target(pwfile, cipher_suites="[3, 17]")).bmc.targets
+    [t] = load(target(pwfile, cipher_suites="[3, 17]")).section(SECTION).targets
     assert t.cipher_suites == (3, 17)
 
 
@@ -210,7 +210,7 @@ def test_world_readable_password_file_is_refused(load, pwfile):
 
 
 def test_private_password_file_is_accepted_and_only_referenced(load, pwfile):
-    [t] = load(target(pwfile)).bmc.targets
+    [t] = load(target(pwfile)).section(SECTION).targets
     assert t.password == f"file:{pwfile}"   # the reference, not the value
 
 
@@ -231,7 +231,7 @@ def test_systemd_credential(load, tmp_path, monkeypatch):
     creds.mkdir()
     (creds / "bmc-password").write_text(PASSWORD)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    [t] = load(target("credential:bmc-password")).bmc.targets
+    [t] = load(target("credential:bmc-password")).section(SECTION).targets
     assert t.password == "credential:bmc-password"
 
 
@@ -276,7 +276,7 @@ def test_same_bmc_and_user_twice(load, pwfile):
 def test_same_bmc_with_another_user_or_port_is_fine(load, pwfile):
     text = (target(pwfile, name='"a"') + target(pwfile, name='"b"', username='"ro"') +
             target(pwfile, name='"c"', port="624"))
-    assert [t.name for t in load(text).bmc.targets] == ["a", "b", "c"]
+    assert [t.name for t in load(text).section(SECTION).targets] == ["a", "b", "c"]
 
 
 def test_two_local_targets(load, pwfile):
@@ -341,7 +341,7 @@ max_backoff = "1h"
     again_path.write_text(text)
     again = load_agent_config(str(again_path))
     assert again == cfg
-    assert again.bmc.targets[0].cipher_suites == (3, 17)
+    assert again.section(SECTION).targets[0].cipher_suites == (3, 17)
 
 
 def test_rendered_config_without_targets_round_trips(load, tmp_path):

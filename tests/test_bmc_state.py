@@ -24,7 +24,7 @@ import struct
 import pytest
 
 from agent.bmc.energy import EnergyMeter
-from agent.bmc.model import SelEntry, SelInfo
+from agent.backends.ipmi_model import SelEntry, SelInfo
 from agent.bmc.sel import MAX_PER_CYCLE, SelCursor
 
 # =================================================================== energy ==

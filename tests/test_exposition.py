@@ -73,3 +73,27 @@ def test_layout_change_rerenders():
     b.gauge(LOAD, 3.5)
     store.ingest("c", b, mono=1.0)
     assert render(store).decode() == "# HELP node_load1 Load\n# TYPE node_load1 gauge\nnode_load1 3.5\n"
+
+
+def sample_lines(store: SeriesStore) -> int:
+    return sum(1 for line in render(store).decode().splitlines() if not line.startswith("#"))
+
+
+def test_series_count_is_what_metrics_serves():
+    """hostagent_series (and `hostagent status`) count the sample lines of
+    /metrics: not a failing collector's stale series, not a series with no
+    value (NaN), not a second collector's copy of a family."""
+    store = store_with_tricky_values()  # 6 series, one NaN
+    assert store.series_count() == sample_lines(store) == 5
+    copy = Batch()
+    copy.gauge(LOAD, 2.0)  # a second collector exporting node_load1: /metrics serves "c"'s
+    copy.gauge(FamilyDesc("other_up", MetricType.GAUGE, "Up"), 1.0)
+    store.ingest("d", copy, mono=0.0)
+    assert store.series_count() == sample_lines(store) == 6
+    failing = Batch()
+    failing.gauge(FamilyDesc("failing_up", MetricType.GAUGE, "Up"), 1.0)
+    store.ingest("e", failing, mono=0.0)
+    assert store.series_count() == sample_lines(store) == 7
+    assert sum(len(b) for b in store.blocks()) == 9  # series held: what it counted before
+    store.set_visible("e", False)  # its collector fails: its series go stale, kept for later
+    assert store.series_count() == sample_lines(store) == 6

@@ -1,9 +1,11 @@
-"""docs/metrics.md lists every metric family the collectors declare."""
+"""docs/metrics.md lists every metric family the collectors declare (the
+host's, in agent/collectors/, and the features', e.g. agent/bmc/collector.py)."""
 import importlib
 import pathlib
 import pkgutil
 
 import agent.collectors
+from agent.features import declared_collectors
 from agent.telemetry.model import FamilyDesc
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs/metrics.md"
@@ -23,10 +25,12 @@ def declared(value):
 def test_every_declared_family_is_documented():
     text = DOC.read_text()
     missing = []
-    for mod_info in pkgutil.iter_modules(agent.collectors.__path__):
-        module = importlib.import_module(f"agent.collectors.{mod_info.name}")
+    modules = {f"agent.collectors.{m.name}" for m in pkgutil.iter_modules(agent.collectors.__path__)}
+    modules |= {c.factory.__module__ for c in declared_collectors()}
+    for name in sorted(modules):
+        module = importlib.import_module(name)
         for value in vars(module).values():
             for family in declared(value):
                 if f"`{family.name}`" not in text:
-                    missing.append(f"{mod_info.name}: {family.name}")
+                    missing.append(f"{name}: {family.name}")
     assert not missing, f"add to docs/metrics.md: {missing}"

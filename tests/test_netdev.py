@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from agent.collectors.base import CollectorContext
 from agent.collectors.netdev import NetdevCollector
+from agent.telemetry.collector import CollectorContext
 from agent.telemetry.events import EventBus
 from agent.telemetry.model import Batch
 from agent.telemetry.store import SeriesStore

@@ -7,7 +7,7 @@ import sys
 import grpc
 import pytest
 
-from agent.collectors import BUILTIN
+from agent.features import declared_collectors
 from agent.config import load_config
 from agent.gen.hostagent.v1 import telemetry_pb2, telemetry_pb2_grpc
 from agent.logs import setup_logging
@@ -76,7 +76,7 @@ class RecordingServer:
 
 def test_plaintext_off_host_listener_warns_at_every_start(tmp_path, capsys):
     setup_logging("info", "logfmt")
-    cfg = load_config(None, known_collectors=BUILTIN.keys(), overrides={
+    cfg = load_config(None, known_collectors=[c.name for c in declared_collectors()], overrides={
         "server.grpc_listen": "0.0.0.0:9447", "server.insecure": True, "server.grpc_socket": "",
         "state_dir": str(tmp_path)})
     access = Access(cfg)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from agent.collectors.base import NoData
+from agent.telemetry.collector import NoData
 from agent.telemetry.events import EventBus
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 from agent.telemetry.scheduler import CollectorSpec, Scheduler

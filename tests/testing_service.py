@@ -19,7 +19,9 @@ import time
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from agent.feature import Feature, FeatureInstance, ServiceContext
 from agent.gen.hostagent.v1 import operations_pb2, options_pb2
+from agent.operations.manager import OperationKind
 
 PACKAGE = "hostagent.testing.v1"
 
@@ -72,23 +74,24 @@ def touch(side_effects: str):
     return run
 
 
-class MutatorPlugin:
-    """Registers the ``test.touch``/``test.wipe`` kinds and the Mutator service
-    with a real agent (see ``agent.daemon.Plugin``)."""
-
+class _Mutator(FeatureInstance):
     def __init__(self, side_effects: str) -> None:
         self.side_effects = side_effects
 
     def kinds(self):
-        from agent.operations.manager import OperationKind
-
         resource = lambda args: f"test/{args['name']}"  # noqa: E731
         return {"test.touch": OperationKind("test.touch", touch(self.side_effects), resource),
                 "test.wipe": OperationKind("test.wipe", touch(self.side_effects), resource,
                                            required_role=options_pb2.ROLE_ADMIN)}
 
-    def services(self, agent):
-        return [(MutatorService(agent.operations, agent.access.identify), SERVICE)]
+    def services(self, ctx: ServiceContext):
+        return [(MutatorService(ctx.operations, ctx.identify), SERVICE)]
+
+
+def mutator_feature(side_effects: str) -> Feature:
+    """The ``test.touch``/``test.wipe`` kinds and the Mutator service, as a
+    feature the real agent is started with (``serve(plugins=...)``)."""
+    return Feature(name="test-mutator", build=lambda ctx: _Mutator(side_effects))
 
 
 class MutatorService:

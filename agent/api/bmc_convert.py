@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from agent.backends.ipmi_model import BmcIdentity, BootSetting, SelEntry, SensorReading
 from agent.bmc.hub import BmcTarget
-from agent.bmc.model import BmcIdentity, BootSetting, SelEntry, SensorReading
 from agent.gen.hostagent.v1 import bmc_pb2 as pb
 from agent.gen.hostagent.v1 import telemetry_pb2
 

@@ -2,7 +2,7 @@
 
 Everything the BMC layer asks of a BMC goes through :class:`BmcBackend`; the
 one implementation here, :class:`PyghmiBmc`, turns pyghmi's dicts and
-exceptions into ``agent.bmc.model`` values and three errors:
+exceptions into ``agent.backends.ipmi_model`` values and three errors:
 
 - :class:`BmcUnreachable`: no answer, or the session was lost (the caller's
   circuit breaker counts it);
@@ -23,8 +23,8 @@ from typing import Protocol
 
 from agent.backends.ipmi_session import (LOGIN_LOCK, PolicySession, SessionPolicy, install_wait_fix,
                                          probe, set_policy)
-from agent.bmc.model import (BmcIdentity, BootSetting, Health, SelEntry, SelInfo, SensorKind,
-                             SensorReading)
+from agent.backends.ipmi_model import (BmcIdentity, BootSetting, Health, SelEntry, SelInfo,
+                                       SensorKind, SensorReading)
 from agent.errors import AgentError, Unavailable
 from agent.secrets import Secret
 

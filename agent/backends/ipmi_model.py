@@ -1,5 +1,6 @@
-"""What the BMC layer hands around: plain, immutable values with no pyghmi
-types in them, so collectors, servicers and tests never see the library."""
+"""What the IPMI backend hands the BMC layer: plain, immutable values with no
+pyghmi types in them, so collectors, servicers and tests never see the
+library.  Beside the backend that makes them, below everything that reads them."""
 from __future__ import annotations
 
 import enum

@@ -1,6 +1,6 @@
-"""BMC sensors, DCMI power, chassis state and SEL, under ipmi_exporter's
-metric names (so its dashboards and alerts keep working), plus energy and
-the health of the agent's own BMC sessions.
+"""The ipmi collector: BMC sensors, DCMI power, chassis state and SEL, under
+ipmi_exporter's metric names (so its dashboards and alerts keep working),
+plus energy and the health of the agent's own BMC sessions.
 
 Every configured BMC is polled in parallel, each on its own guarded worker
 (``agent.bmc.guard``): a dead BMC costs this cycle at most its own timeout,
@@ -20,11 +20,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import time
 
-from agent.bmc.hub import BmcTarget, Poll
-from agent.bmc.model import Health, SensorKind
-from agent.collectors.base import CollectorContext, NoData
+from agent.backends.ipmi_model import Health, SensorKind
+from agent.bmc.config import SECTION
+from agent.bmc.hub import BmcHub, BmcTarget, Poll
+from agent.config import Config
 from agent.errors import Unavailable
 from agent.logs import get_logger
+from agent.telemetry.collector import CollectorContext, CollectorInfo, NoData
 from agent.telemetry.events import Severity
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 
@@ -99,8 +101,10 @@ _HEALTH_SEVERITY = {Health.CRITICAL: Severity.CRITICAL, Health.WARNING: Severity
 class IpmiCollector:
     name = "ipmi"
 
-    def __init__(self, ctx: CollectorContext) -> None:
-        self._hub = ctx.bmc
+    def __init__(self, ctx: CollectorContext, hub: BmcHub | None = None) -> None:
+        """``hub``: the BMCs the bmc feature owns (``agent.features.bmc``);
+        None or no targets: the collector reports itself absent."""
+        self._hub = hub
         self._publish = ctx.publish
         self._health: dict[tuple[str, int], Health] = {}
         self._pool: cf.ThreadPoolExecutor | None = None
@@ -201,3 +205,19 @@ class IpmiCollector:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# Each BMC's poll is bounded by its own timeout (agent.bmc.guard); the
+# collector must not be cut off before the slowest one reports.
+TIMEOUT_MARGIN = 1.0
+
+
+def timeout_for(cfg: Config) -> float | None:
+    """The longest BMC target timeout plus the margin; None without targets."""
+    targets = cfg.section(SECTION).targets
+    return max(t.timeout for t in targets) + TIMEOUT_MARGIN if targets else None
+
+
+# Declared here, built by the bmc feature with the hub it owns.
+COLLECTOR = CollectorInfo(name="ipmi", factory=IpmiCollector, interval=10.0,
+                          timeout_for=timeout_for)

@@ -24,10 +24,11 @@ missing or world-readable password file stops the start with its key.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable
 
-from agent.config_values import Invalid, bool_, choice, count, duration, str_, type_name
+from agent.config_values import (ConfigSection, Invalid, bool_, choice, count, duration, str_,
+                                 toml_value, type_name)
 from agent.secrets import SecretError, load_secret
 
 SUITES = (17, 3)
@@ -160,12 +161,13 @@ def parse_bmc(section: Any, fail: Callable[[str, str], Exception]) -> BmcConfig:
     return BmcConfig(tuple(targets), initial, maximum)
 
 
-def bmc_to_toml(cfg: BmcConfig, render: Callable[[Any], str]) -> list[str]:
-    from dataclasses import fields
-
-    out = ["", "[bmc]", f"initial_backoff = {render(cfg.initial_backoff)}",
-           f"max_backoff = {render(cfg.max_backoff)}"]
+def bmc_to_toml(cfg: BmcConfig) -> list[str]:
+    out = ["", "[bmc]", f"initial_backoff = {toml_value(cfg.initial_backoff)}",
+           f"max_backoff = {toml_value(cfg.max_backoff)}"]
     for t in cfg.targets:
         out += ["", "[[bmc.targets]]"]
-        out += [f"{f.name} = {render(getattr(t, f.name))}" for f in fields(t)]
+        out += [f"{f.name} = {toml_value(getattr(t, f.name))}" for f in fields(t)]
     return out
+
+
+SECTION: ConfigSection[BmcConfig] = ConfigSection("bmc", parse_bmc, bmc_to_toml)

@@ -16,12 +16,12 @@ from agent.backends.ipmi_session import SessionPolicy
 from agent.bmc.config import BmcConfig, BmcTargetConfig
 from agent.bmc.energy import EnergyMeter
 from agent.bmc.guard import Guard
-from agent.bmc.model import BmcIdentity, SelEntry, SelInfo, SensorReading
+from agent.backends.ipmi_model import BmcIdentity, SelEntry, SelInfo, SensorReading
 from agent.bmc.sel import SelCursor
 from agent.errors import NotFound, quote
 from agent.logs import get_logger
-from agent.secrets import load_secret, redact
-from agent.telemetry.events import Severity
+from agent.secrets import Secret, load_secret, redact
+from agent.telemetry.events import Publish, Severity, no_publish
 
 log = get_logger(__name__)
 
@@ -40,8 +40,8 @@ class Poll:
     seconds: float
 
 
-def pyghmi_backend(cfg: BmcTargetConfig) -> BmcBackend:
-    return PyghmiBmc(cfg.host, cfg.port, cfg.username, load_secret(cfg.password),
+def pyghmi_backend(cfg: BmcTargetConfig, password: Secret) -> BmcBackend:
+    return PyghmiBmc(cfg.host, cfg.port, cfg.username, password,
                      SessionPolicy(cfg.cipher_suites, cfg.allow_ipmi15), cfg.privilege)
 
 
@@ -92,23 +92,25 @@ class BmcHub:
     """All targets, in config order; ``resolve`` maps an API target name."""
 
     def __init__(self, cfg: BmcConfig, state_dir: str,
-                 publish: Callable[..., object] = lambda *a, **k: None,
-                 backend_factory: Callable[[BmcTargetConfig], BmcBackend] = pyghmi_backend) -> None:
+                 publish: Publish = no_publish,
+                 backend_factory: Callable[[BmcTargetConfig, Secret], BmcBackend] = pyghmi_backend,
+                 ) -> None:
         self.cfg = cfg
         self._publish = publish
         self.targets: dict[str, BmcTarget] = {}
         for tcfg in cfg.targets:
-            backend = backend_factory(tcfg)
-            secret = getattr(backend, "_password", None)
+            # Kept here, not read back from the backend: the hub redacts it
+            # from every error it reports.
+            secret = load_secret(tcfg.password)
+            backend = backend_factory(tcfg, secret)
             guard = Guard(tcfg.name, tcfg.timeout, cfg.initial_backoff, cfg.max_backoff,
                           on_change=self._reporter(tcfg, secret),
                           on_timeout=getattr(backend, "abort", None))
             self.targets[tcfg.name] = BmcTarget(tcfg, backend, guard, state_dir)
 
-    def _reporter(self, tcfg: BmcTargetConfig, secret) -> Callable[[bool, str], None]:
+    def _reporter(self, tcfg: BmcTargetConfig, secret: Secret) -> Callable[[bool, str], None]:
         def report(up: bool, error: str) -> None:
-            if secret is not None:
-                error = redact(error, [secret])  # belt and braces: no password in a log line
+            error = redact(error, [secret])  # belt and braces: no password in a log line
             if up:
                 log.info("bmc.up", target=tcfg.name, address=tcfg.address)
                 self._publish("bmc.recovered", Severity.INFO, "ipmi",

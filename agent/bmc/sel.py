@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 
-from agent.bmc.model import SelEntry, SelInfo
+from agent.backends.ipmi_model import SelEntry, SelInfo
 from agent.logs import get_logger
 
 log = get_logger(__name__)

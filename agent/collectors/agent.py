@@ -2,8 +2,8 @@
 store size, event bus and process resources (node_exporter's
 ``node_scrape_collector_*`` and the standard ``process_*`` in one place).
 
-Built by the daemon with the objects it reads (not through ``BUILTIN``), and
-always enabled.
+Built by the daemon with the objects it reads (it has no ``CollectorInfo`` and
+no ``[collectors.agent]`` table), and always enabled.
 """
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ TIMEOUTS = FamilyDesc("hostagent_collector_timeouts_total", C,
                       "Runs of the collector that overran their timeout", label_names=("collector",))
 LAST_OK = FamilyDesc("hostagent_collector_last_success_timestamp_seconds", G,
                      "Unix time of the collector's last successful run", "seconds", ("collector",))
-SERIES = FamilyDesc("hostagent_series", G, "Series held in the store")
+SERIES = FamilyDesc("hostagent_series", G,
+                    "Series served on /metrics (visible collectors, with a value)")
 EVENTS = FamilyDesc("hostagent_events_published_total", C, "Events published on WatchEvents")
 DROPPED = FamilyDesc("hostagent_events_dropped_total", C,
                      "Events dropped because a watcher did not keep up")

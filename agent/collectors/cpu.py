@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 
-from agent.collectors.base import CollectorContext
 from agent.collectors.procstat import CpuTimes, ProcStat, parse_proc_stat
+from agent.telemetry.collector import CollectorContext, CollectorInfo
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 
 G, C = MetricType.GAUGE, MetricType.COUNTER
@@ -124,3 +124,6 @@ class CpuCollector:
             return parse_cpuinfo_mhz(self._fs.read_text("proc/cpuinfo"))
         except OSError:
             return {}
+
+
+COLLECTOR = CollectorInfo(name="cpu", factory=CpuCollector)

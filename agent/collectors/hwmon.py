@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from typing import NamedTuple
 
 from agent.backends.hostfs import HostFS
-from agent.collectors.base import CollectorContext, NoData
+from agent.telemetry.collector import CollectorContext, CollectorInfo, NoData
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 
 G = MetricType.GAUGE
@@ -125,3 +125,6 @@ class HwmonCollector:
                     batch.gauge(TEMP_MAX, s.max, label, s.sensor)
                 if s.label is not None:
                     batch.gauge(SENSOR_LABEL, 1, label, s.sensor, s.label)
+
+
+COLLECTOR = CollectorInfo(name="hwmon", factory=HwmonCollector)

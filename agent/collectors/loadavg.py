@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from agent.collectors.base import CollectorContext
+from agent.telemetry.collector import CollectorContext, CollectorInfo
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 
 G = MetricType.GAUGE
@@ -52,3 +52,6 @@ class LoadavgCollector:
         batch.gauge(LOAD15, load.load15)
         batch.gauge(TASKS_RUNNABLE, load.runnable)
         batch.gauge(TASKS_TOTAL, load.tasks)
+
+
+COLLECTOR = CollectorInfo(name="loadavg", factory=LoadavgCollector)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from agent.collectors.base import CollectorContext
+from agent.telemetry.collector import CollectorContext, CollectorInfo
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 
 G = MetricType.GAUGE
@@ -101,3 +101,6 @@ class MeminfoCollector:
                 value = self._fs.read_int(f"{HUGEPAGES_DIR}/{entry}/{attr}")
                 if value is not None:
                     batch.gauge(family, value, size)
+
+
+COLLECTOR = CollectorInfo(name="meminfo", factory=MeminfoCollector)

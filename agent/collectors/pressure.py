@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from agent.collectors.base import CollectorContext, NoData
+from agent.telemetry.collector import CollectorContext, CollectorInfo, NoData
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 
 G, C = MetricType.GAUGE, MetricType.COUNTER
@@ -95,3 +95,6 @@ class PressureCollector:
                     batch.gauge(AVG, getattr(line, attr) / 100.0, resource, kind, window)
         if not found:
             raise NoData("/proc/pressure has no cpu, io, memory or irq file")
+
+
+COLLECTOR = CollectorInfo(name="pressure", factory=PressureCollector)

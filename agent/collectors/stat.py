@@ -7,8 +7,8 @@ which node_exporter only has per vector (``node_softirqs_total{vector}``).
 """
 from __future__ import annotations
 
-from agent.collectors.base import CollectorContext
 from agent.collectors.procstat import parse_proc_stat
+from agent.telemetry.collector import CollectorContext, CollectorInfo
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 
 G, C = MetricType.GAUGE, MetricType.COUNTER
@@ -41,3 +41,6 @@ class StatCollector:
         for attr, family in _GAUGES:
             if (value := getattr(stat, attr)) is not None:
                 batch.gauge(family, value)
+
+
+COLLECTOR = CollectorInfo(name="stat", factory=StatCollector)

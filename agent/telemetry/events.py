@@ -1,9 +1,10 @@
 """The event bus behind ``Telemetry.WatchEvents``.
 
-Publishers (the scheduler, and collectors through ``CollectorContext.publish``)
-call :meth:`EventBus.publish`; each watcher holds a :class:`Subscription` with a
-bounded queue.  A watcher that does not keep up loses its oldest events, never
-blocks a publisher, and the loss is counted.  The last ``retain`` events are
+Publishers (the scheduler, collectors through ``CollectorContext.publish``,
+features through ``FeatureContext.publish``) call :meth:`EventBus.publish`;
+each watcher holds a :class:`Subscription` with a bounded queue.  A watcher
+that does not keep up loses its oldest events, never blocks a publisher, and
+the loss is counted.  The last ``retain`` events are
 kept so a client can resume after a reconnect (``since_sequence``).
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Protocol
 
 
 class Severity(enum.IntEnum):
@@ -25,6 +26,18 @@ class Severity(enum.IntEnum):
     WARNING = 3
     ERROR = 4
     CRITICAL = 5
+
+
+class Publish(Protocol):
+    """What a publisher is handed (:meth:`EventBus.publish`'s signature):
+    collectors get it in their context, features in theirs."""
+
+    def __call__(self, kind: str, severity: Severity, source: str, message: str,
+                 **labels: str) -> object: ...
+
+
+def no_publish(kind: str, severity: Severity, source: str, message: str, **labels: str) -> None:
+    """A publisher that drops every event (tests, tools)."""
 
 
 @dataclass(frozen=True)

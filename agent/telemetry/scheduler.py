@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from agent.collectors.base import Collector, NoData
 from agent.logs import get_logger
+from agent.telemetry.collector import Collector, NoData
 from agent.telemetry.events import EventBus, Severity
 from agent.telemetry.model import Batch
 from agent.telemetry.store import SeriesStore

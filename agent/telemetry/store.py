@@ -258,8 +258,21 @@ class SeriesStore:
             return [b for _, b in sorted(self._blocks.items()) if b.visible]
 
     def series_count(self) -> int:
-        with self._lock:
-            return sum(len(b) for b in self._blocks.values())
+        """Series as /metrics serves them (``agent.exposition.render``): of
+        visible blocks only, one family per name (the first block's), and
+        with a value (not NaN: an unreadable sensor).  ``hostagent_series``
+        and ``hostagent status`` show this number."""
+        count, seen = 0, set()
+        for block in self.blocks():
+            with block.lock:
+                groups = block.groups()
+                values = block.value
+                count += len(values) - sum(map(math.isnan, values))
+                for family, idx in groups:
+                    if family.name in seen:  # another block's family: not served from here
+                        count -= sum(1 for i in idx if values[i] == values[i])
+                seen.update(family.name for family, _ in groups)
+        return count
 
     def families(self) -> dict[str, tuple[FamilyDesc, str]]:
         """Family name -> (description, collector name), over visible blocks."""

@@ -7,23 +7,22 @@ a lost connection or Ctrl-C can re-attach: the same command with
 ``--request-id`` gets the same operation back instead of acting twice (with
 other arguments the agent refuses the reused id).
 
-``--target`` names the BMC (a ``[[bmc.targets]]`` name; default the local or
-only one); the agent's own address is ``--agent``.  Exit codes as for the
-other client commands: 0 ok, 1 failed (operation failed, BMC down, unknown
-target), 2 usage error, 3 agent unreachable.
+``-t/--target`` names the BMC (a ``[[bmc.targets]]`` name; default the local
+or only one); the agent is ``--agent``, reached as every client command
+reaches it (:mod:`agent.cli.client`).  Exit codes: 0 ok, 1 failed (operation
+failed, BMC down, unknown target), 2 usage error, 3 agent unreachable.
 """
 from __future__ import annotations
 
-import json
 import sys
 import uuid
-from datetime import datetime, timezone
-from types import SimpleNamespace
 
 import grpc
 from google.protobuf import duration_pb2, json_format
 
-from agent.cli_client import EXIT_UNHEALTHY, EXIT_USAGE, _channel, _fail, _fmt
+from agent.cli.client import Connection, add_connection_options, connection, report_error
+from agent.cli.display import number, print_json, table, utc
+from agent.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, UsageError, warn
 from agent.gen.hostagent.v1 import bmc_pb2 as pb
 from agent.gen.hostagent.v1 import bmc_pb2_grpc, operations_pb2, operations_pb2_grpc
 from agent.gen.hostagent.v1 import telemetry_pb2
@@ -39,20 +38,53 @@ _CODES = {s.value[0]: s.name for s in grpc.StatusCode}
 WAIT_STEP = 60  # seconds per WaitOperation call (the agent's maximum)
 
 
-def _conn(args) -> SimpleNamespace:
-    """What cli_client's _channel/_fail expect: the agent address as ``target``."""
-    return SimpleNamespace(target=args.agent)
+def add_parser(sub) -> None:
+    bmc = sub.add_parser("bmc", help="the node's BMC (IPMI): power, boot device, identify, sensors, "
+                         "event log", description="The BMCs the agent watches ([[bmc.targets]]), "
+                         "through the agent.  Actions that change something wait for the agent's "
+                         "operation to end and exit 0 only when it succeeded.  Exit codes: 0 ok, 1 "
+                         "failed (or a BMC down, for list), 2 usage error, 3 agent unreachable.")
+    bmc_sub = bmc.add_subparsers(dest="bmc_command", required=True, metavar="ACTION")
 
+    def cmd(name: str, help_text: str, func, target: bool = True, mutating: bool = False):
+        p = bmc_sub.add_parser(name, help=help_text, description=help_text)
+        if target:
+            p.add_argument("-t", "--target", dest="bmc", metavar="BMC", default="",
+                           help="BMC target name from the agent config (default: the local BMC, "
+                                "or the only one)")
+        if mutating:
+            p.add_argument("--request-id", metavar="ID",
+                           help="idempotency key (default: a new UUID, printed); reuse the printed "
+                                "one to re-attach to an action instead of repeating it")
+        add_connection_options(p)
+        p.set_defaults(func=func)
+        return p
 
-def _print_json(msg) -> None:
-    print(json.dumps(json_format.MessageToDict(msg, preserving_proto_field_name=True,
-                                               always_print_fields_with_no_presence=True), indent=2))
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    for row in [headers, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    cmd("list", "the configured BMCs and whether each answers", bmc_list, target=False)
+    cmd("sensors", "every sensor with its reading and health, read now", bmc_sensors)
+    power = cmd("power", "print the power state (on/off), or power on, off, soft (ACPI), cycle, "
+                "reset and wait until the BMC reports the new state", bmc_power, mutating=True)
+    power.add_argument("action", nargs="?", choices=("on", "off", "soft", "cycle", "reset"),
+                       help="omit to print the current state")
+    power.add_argument("--force", action="store_true", help="allow taking the agent's own host "
+                       "down (a local target; admin only)")
+    power.add_argument("--wait-timeout", metavar="DURATION",
+                       help="how long the agent waits for the new state, e.g. 90s (default 60s)")
+    boot = cmd("bootdev", "print the boot device override, or set it (read back to check)",
+               bmc_bootdev, mutating=True)
+    boot.add_argument("device", nargs="?", choices=("pxe", "disk", "cdrom", "bios-setup", "default"),
+                      help="omit to print the current override; default removes it")
+    boot.add_argument("--persistent", action="store_true", help="every boot, not just the next")
+    boot.add_argument("--uefi", action="store_true", help="UEFI boot (default legacy BIOS)")
+    ident = cmd("identify", "turn the chassis identify LED on or off", bmc_identify, mutating=True)
+    ident.add_argument("state", choices=("on", "off"))
+    ident.add_argument("--seconds", type=int, metavar="N",
+                       help="with on: for N seconds, 1-255 (default: until turned off)")
+    sel = cmd("sel", "the system event log, oldest first; 'clear' empties it (admin)", bmc_sel,
+              mutating=True)
+    sel.add_argument("action", nargs="?", choices=("clear",), help="omit to print the log")
+    sel.add_argument("--last", type=int, metavar="N", help="only the newest N entries")
+    cmd("info", "the BMC's identity: firmware, GUID, manufacturer, FRU", bmc_info)
 
 
 def _enum(name: str, prefix: str, ok: tuple[str, ...] = ("ok", "info")) -> str:
@@ -64,7 +96,7 @@ def _enum(name: str, prefix: str, ok: tuple[str, ...] = ("ok", "info")) -> str:
     return word if word in ok or prefix not in ("SENSOR_HEALTH_", "SEVERITY_") else word.upper()
 
 
-def _error(args, ch: grpc.Channel, exc: grpc.RpcError) -> int:
+def _error(conn: Connection, ch: grpc.Channel, exc: grpc.RpcError) -> int:
     """Report a failed call.  UNAVAILABLE from a Bmc call is mostly the BMC's
     (no answer, circuit open), not the agent's: it is only "cannot reach the
     agent" when the connection to the agent is down."""
@@ -74,23 +106,19 @@ def _error(args, ch: grpc.Channel, exc: grpc.RpcError) -> int:
         except grpc.FutureTimeoutError:
             pass
         else:
-            print(f"hostagent: UNAVAILABLE: {exc.details()}", file=sys.stderr)
-            return EXIT_UNHEALTHY
-    return _fail(_conn(args), exc)
+            warn(f"UNAVAILABLE: {exc.details()}")
+            return EXIT_FAILED
+    return report_error(conn, exc)
 
 
 def _read(args, call: str, request):
     """One unary read; returns (response, None) or (None, exit code)."""
-    with _channel(_conn(args)) as ch:
+    conn = connection(args)
+    with conn.channel() as ch:
         try:
-            return getattr(bmc_pb2_grpc.BmcStub(ch), call)(request, timeout=args.timeout), None
+            return getattr(bmc_pb2_grpc.BmcStub(ch), call)(request, timeout=conn.timeout), None
         except grpc.RpcError as exc:
-            return None, _error(args, ch, exc)
-
-
-def _usage(message: str) -> int:
-    print(f"hostagent: {message}", file=sys.stderr)
-    return EXIT_USAGE
+            return None, _error(conn, ch, exc)
 
 
 # -- reads -----------------------------------------------------------------
@@ -100,8 +128,8 @@ def bmc_list(args) -> int:
         return rc
     down = [b.target for b in resp.bmcs if not b.up]
     if args.json:
-        _print_json(resp)
-        return EXIT_UNHEALTHY if down else 0
+        print_json(resp)
+        return EXIT_FAILED if down else 0
     if not resp.bmcs:
         print("no BMC configured ([[bmc.targets]] in the agent config)")
         return 0
@@ -112,8 +140,8 @@ def bmc_list(args) -> int:
             circuit += f" (retry in {b.retry_in.ToTimedelta().total_seconds():.1f}s)"
         rows.append([b.target, b.address, "yes" if b.local else "no", "up" if b.up else "DOWN", circuit,
                      str(b.cipher_suite) if b.cipher_suite else "-", b.last_error or "-"])
-    _table(["TARGET", "ADDRESS", "LOCAL", "UP", "CIRCUIT", "CIPHER", "LAST ERROR"], rows)
-    return EXIT_UNHEALTHY if down else 0
+    table(["TARGET", "ADDRESS", "LOCAL", "UP", "CIRCUIT", "CIPHER", "LAST ERROR"], rows)
+    return EXIT_FAILED if down else 0
 
 
 def bmc_sensors(args) -> int:
@@ -121,47 +149,43 @@ def bmc_sensors(args) -> int:
     if resp is None:
         return rc
     if args.json:
-        _print_json(resp)
+        print_json(resp)
         return 0
     rows = []
     for s in resp.sensors:
-        value = f"{_fmt(s.value)} {s.unit}".rstrip() if s.HasField("value") else "-"
+        value = f"{number(s.value)} {s.unit}".rstrip() if s.HasField("value") else "-"
         rows.append([str(s.number), s.name, _enum(pb.SensorKind.Name(s.kind), "SENSOR_KIND_"), value,
                      _enum(pb.SensorHealth.Name(s.health), "SENSOR_HEALTH_"), ", ".join(s.states) or "-"])
     print(f"{resp.target}: {len(rows)} sensors")
-    _table(["NUM", "NAME", "KIND", "VALUE", "HEALTH", "STATES"], rows)
+    table(["NUM", "NAME", "KIND", "VALUE", "HEALTH", "STATES"], rows)
     return 0
-
-
-def _utc(ts) -> str:
-    return datetime.fromtimestamp(ts.seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def bmc_sel(args) -> int:
     if args.action == "clear":
         if args.last is not None:
-            return _usage("--last does not go with clear")
+            raise UsageError("--last does not go with clear")
         return _operation(args, "ClearEventLog", pb.ClearEventLogRequest(target=args.bmc),
                           f"clear the event log of {args.bmc or 'the BMC'}")
     if args.request_id:
-        return _usage("--request-id only goes with clear")
+        raise UsageError("--request-id only goes with clear")
     if args.last is not None and args.last < 1:
-        return _usage("--last must be at least 1")
+        raise UsageError("--last must be at least 1")
     resp, rc = _read(args, "GetEventLog", pb.GetEventLogRequest(target=args.bmc,
                                                                  max_entries=args.last or 0))
     if resp is None:
         return rc
     if args.json:
-        _print_json(resp)
+        print_json(resp)
         return 0
     rows = []
     for e in resp.entries:
         event = e.event + ("  [deasserted]" if e.deassertion else "")
-        rows.append([str(e.record_id), _utc(e.time) if e.HasField("time") else "(pre-init)",
+        rows.append([str(e.record_id), utc(e.time.seconds) if e.HasField("time") else "(pre-init)",
                      _enum(telemetry_pb2.Severity.Name(e.severity), "SEVERITY_"),
                      (e.sensor or f"#{e.sensor_number}") if e.sensor or e.sensor_number else "-", event])
     if rows:
-        _table(["ID", "TIME (UTC)", "SEVERITY", "SENSOR", "EVENT"], rows)
+        table(["ID", "TIME (UTC)", "SEVERITY", "SENSOR", "EVENT"], rows)
     shown = f"last {len(rows)} of " if len(rows) < resp.total_entries else ""
     print(f"{resp.target}: {shown}{resp.total_entries} entries, {resp.free_bytes} bytes free")
     return 0
@@ -172,7 +196,7 @@ def bmc_info(args) -> int:
     if resp is None:
         return rc
     if args.json:
-        _print_json(resp)
+        print_json(resp)
         return 0
     lines = [("target", f"{resp.target}  {resp.address}{'  (local)' if resp.local else ''}"),
              ("firmware", f"{resp.firmware_version or '?'}  IPMI {resp.ipmi_version or '?'}"),
@@ -190,37 +214,37 @@ def bmc_info(args) -> int:
 def bmc_power(args) -> int:
     if args.action is None:
         if args.force or args.wait_timeout or args.request_id:
-            return _usage("--force, --wait-timeout and --request-id need an action (on, off, soft, "
+            raise UsageError("--force, --wait-timeout and --request-id need an action (on, off, soft, "
                           "cycle, reset)")
         resp, rc = _read(args, "GetPowerState", pb.GetPowerStateRequest(target=args.bmc))
         if resp is None:
             return rc
         if args.json:
-            _print_json(resp)
+            print_json(resp)
         else:
             print(pb.PowerState.Name(resp.state).removeprefix("POWER_STATE_").lower())
         return 0
-    from agent.config import parse_duration
+    from agent.config_values import parse_duration
 
     req = pb.SetPowerStateRequest(target=args.bmc, action=POWER_ACTIONS[args.action], force=args.force)
     if args.wait_timeout:
         try:
             req.wait_timeout.FromNanoseconds(int(parse_duration(args.wait_timeout) * 1e9))
         except ValueError as exc:
-            return _usage(f"--wait-timeout: {exc}")
+            raise UsageError(f"--wait-timeout: {exc}")
     return _operation(args, "SetPowerState", req, f"power {args.action} {args.bmc or 'the BMC'}")
 
 
 def bmc_bootdev(args) -> int:
     if args.device is None:
         if args.persistent or args.uefi or args.request_id:
-            return _usage("--persistent, --uefi and --request-id need a device (pxe, disk, cdrom, "
+            raise UsageError("--persistent, --uefi and --request-id need a device (pxe, disk, cdrom, "
                           "bios-setup, default)")
         resp, rc = _read(args, "GetBootDevice", pb.GetBootDeviceRequest(target=args.bmc))
         if resp is None:
             return rc
         if args.json:
-            _print_json(resp)
+            print_json(resp)
             return 0
         print(_describe_boot(_BOOT_NAMES.get(resp.device, "default"), resp.persistent,
                              resp.mode == pb.BOOT_MODE_UEFI if resp.mode else None))
@@ -242,7 +266,7 @@ def bmc_identify(args) -> int:
     req = pb.SetIdentifyRequest(target=args.bmc, on=args.state == "on")
     if args.seconds is not None:
         if args.state != "on" or not 1 <= args.seconds <= 255:
-            return _usage("--seconds goes with on, from 1 to 255")
+            raise UsageError("--seconds goes with on, from 1 to 255")
         req.duration.seconds = args.seconds
     return _operation(args, "SetIdentify", req, f"identify {args.state} on {args.bmc or 'the BMC'}")
 
@@ -269,32 +293,32 @@ def _operation(args, call: str, request, what: str) -> int:
     request.request_id = args.request_id or str(uuid.uuid4())
     rid, op = request.request_id, None
     again = f"rerun the same command with --request-id {rid} to wait for it again"
-    with _channel(_conn(args)) as ch:
+    conn = connection(args)
+    with conn.channel() as ch:
         try:
-            op = getattr(bmc_pb2_grpc.BmcStub(ch), call)(request, timeout=args.timeout)
-            print(f"hostagent: {what}: {op.name} (request id {rid})", file=sys.stderr)
+            op = getattr(bmc_pb2_grpc.BmcStub(ch), call)(request, timeout=conn.timeout)
+            warn(f"{what}: {op.name} (request id {rid})")
             ops = operations_pb2_grpc.OperationsStub(ch)
             wait = operations_pb2.WaitOperationRequest(name=op.name,
                                                        timeout=duration_pb2.Duration(seconds=WAIT_STEP))
             while op.state not in _DONE:
-                op = ops.WaitOperation(wait, timeout=WAIT_STEP + args.timeout)
+                op = ops.WaitOperation(wait, timeout=WAIT_STEP + conn.timeout)
         except grpc.RpcError as exc:
-            rc = _error(args, ch, exc)
+            rc = _error(conn, ch, exc)
             if op is not None:
-                print(f"hostagent: {op.name} may still be running; {again}", file=sys.stderr)
+                warn(f"{op.name} may still be running; {again}")
             return rc
         except KeyboardInterrupt:
             if op is not None:
                 print(f"\nhostagent: stopped waiting; {op.name} goes on in the agent; {again}",
                       file=sys.stderr)
-            return 130
+            return EXIT_INTERRUPTED
     if args.json:
-        _print_json(op)
+        print_json(op)
     if op.state == operations_pb2.OPERATION_STATE_SUCCEEDED:
         if not args.json:
             print(_summary(op))
         return 0
     state = operations_pb2.OperationState.Name(op.state).removeprefix("OPERATION_STATE_")
-    print(f"hostagent: {what} {state}: {_CODES.get(op.error.code, op.error.code)}: {op.error.message}",
-          file=sys.stderr)
-    return EXIT_UNHEALTHY
+    warn(f"{what} {state}: {_CODES.get(op.error.code, op.error.code)}: {op.error.message}")
+    return EXIT_FAILED
