@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from agent.backends.hostfs import HostFS
-from agent.collectors import BUILTIN
-from agent.collectors.base import CollectorContext, NoData
 from agent.collectors.cpu import CpuCollector
 from agent.collectors.hwmon import HwmonCollector
 from agent.collectors.loadavg import LoadavgCollector, parse_loadavg
@@ -20,6 +18,8 @@ from agent.collectors.meminfo import MeminfoCollector
 from agent.collectors.pressure import PressureCollector
 from agent.collectors.stat import StatCollector
 from agent.collectors.vmstat import VmstatCollector
+from agent.features import declared_collectors
+from agent.telemetry.collector import CollectorContext, NoData
 from agent.telemetry.model import Batch
 from tests.helpers import batch_families, batch_raw, batch_values
 
@@ -27,6 +27,7 @@ HOSTS = Path(__file__).parent / "fixtures" / "hosts"
 EPYC = HOSTS / "epyc2s"
 KVM = HOSTS / "kvm2"
 USER_HZ = os.sysconf("SC_CLK_TCK")
+BUILTIN = {c.name: c.factory for c in declared_collectors()}  # this build's, by name
 
 
 def make(cls, root: Path):
@@ -52,8 +53,9 @@ def epyc_copy(tmp_path: Path) -> Path:
 
 
 def test_builtin_maps_each_name_to_its_collector():
-    assert {name: cls.name for name, cls in BUILTIN.items()} == {
-        n: n for n in ("cpu", "stat", "loadavg", "pressure", "meminfo", "vmstat", "hwmon", "netdev", "ipmi")}
+    assert {name: cls.name for name, cls in BUILTIN.items()} == {n: n for n in BUILTIN}
+    assert {"cpu", "stat", "loadavg", "pressure", "meminfo", "vmstat", "hwmon", "netdev", "ipmi",
+            "filesystem", "diskstats", "netstat", "uname", "textfile"} <= set(BUILTIN)
 
 
 # -- cpu ----------------------------------------------------------------------
@@ -215,11 +217,13 @@ def test_hugepages_per_size():
 # -- vmstat -------------------------------------------------------------------
 def test_vmstat_counters():
     assert batch_values(run(VmstatCollector, EPYC)) == {
-        ("hostagent_swap_in_pages_total", ()): 24576,
-        ("hostagent_swap_out_pages_total", ()): 98304,
-        ("hostagent_page_faults_total", ()): 918273645512,
-        ("hostagent_major_page_faults_total", ()): 1183927,
-        ("hostagent_oom_kills_total", ()): 3,
+        ("node_vmstat_pgpgin", ()): 4049127467,
+        ("node_vmstat_pgpgout", ()): 2658513024,
+        ("node_vmstat_pswpin", ()): 24576,
+        ("node_vmstat_pswpout", ()): 98304,
+        ("node_vmstat_pgfault", ()): 918273645512,
+        ("node_vmstat_pgmajfault", ()): 1183927,
+        ("node_vmstat_oom_kill", ()): 3,
     }
 
 
@@ -228,8 +232,8 @@ def test_vmstat_field_missing_on_an_old_kernel(epyc_copy: Path):
     vmstat.write_text("".join(line for line in vmstat.read_text().splitlines(keepends=True)
                               if not line.startswith("oom_kill ")))
     names = {name for name, _ in batch_values(run(VmstatCollector, epyc_copy))}
-    assert "hostagent_oom_kills_total" not in names
-    assert "hostagent_page_faults_total" in names
+    assert "node_vmstat_oom_kill" not in names
+    assert "node_vmstat_pgfault" in names
 
 
 # -- hwmon --------------------------------------------------------------------

@@ -10,15 +10,16 @@ import psutil
 import pytest
 
 from agent.backends.hostfs import HostFS
-from agent.collectors import BUILTIN
-from agent.collectors.base import CollectorContext, NoData
 from agent.collectors.cpu import CpuCollector
 from agent.collectors.loadavg import LoadavgCollector
 from agent.collectors.meminfo import MeminfoCollector
+from agent.features import declared_collectors
+from agent.telemetry.collector import CollectorContext, NoData
 from agent.telemetry.model import Batch
 from tests.helpers import batch_raw, batch_values
 
 HOST = CollectorContext(hostfs=HostFS("/"))
+BUILTIN = {c.name: c.factory for c in declared_collectors()}  # this build's, by name
 
 
 def collect(collector) -> Batch:
@@ -68,15 +69,40 @@ def test_loadavg_matches_os():
     assert values["node_load15", ()] == pytest.approx(load15, abs=0.5)
 
 
+def _any(*patterns: str) -> bool:
+    return any(glob.glob(p) for p in patterns)
+
+
+def _mdstat_has_arrays() -> bool:
+    try:
+        with open("/proc/mdstat") as f:
+            return any(line.startswith("md") for line in f)
+    except OSError:
+        return False
+
+
 def _expected_present(name: str) -> bool:
-    if name == "ipmi":
-        return False  # no [[bmc.targets]] in a bare context: absent, not failing
-    if name == "pressure":
-        return os.path.isdir("/proc/pressure")
-    if name == "hwmon":
-        return bool(glob.glob("/sys/class/hwmon/hwmon*/temp*_input")
-                    or glob.glob("/sys/class/hwmon/hwmon*/device/temp*_input"))
-    return True
+    """What this host has, read independently of the collectors."""
+    return {
+        "ipmi": False,  # no [[bmc.targets]] in a bare context: absent, not failing
+        "textfile": False,  # no directory configured
+        "pressure": os.path.isdir("/proc/pressure"),
+        "hwmon": _any("/sys/class/hwmon/hwmon*/temp*_input", "/sys/class/hwmon/hwmon*/device/temp*_input"),
+        "os": _any("/etc/os-release", "/usr/lib/os-release"),
+        "edac": _any("/sys/devices/system/edac/mc/mc[0-9]*"),
+        "rapl": _any("/sys/class/powercap/*/energy_uj") and all(
+            os.access(p, os.R_OK) for p in glob.glob("/sys/class/powercap/*/energy_uj")),
+        "thermal_zone": _any("/sys/class/thermal/thermal_zone[0-9]*", "/sys/class/thermal/cooling_device[0-9]*"),
+        "cpufreq": _any("/sys/devices/system/cpu/cpu[0-9]*/cpufreq"),
+        "schedstat": os.path.exists("/proc/schedstat"),
+        "powersupplyclass": _any("/sys/class/power_supply/*"),
+        "mdadm": _mdstat_has_arrays(),
+        "nvme": _any("/sys/class/nvme/*"),
+        "infiniband": _any("/sys/class/infiniband/*"),
+        "bonding": os.path.exists("/sys/class/net/bonding_masters")
+        and bool(open("/sys/class/net/bonding_masters").read().split()),
+        "conntrack": os.path.exists("/proc/sys/net/netfilter/nf_conntrack_count"),
+    }.get(name, True)
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN))

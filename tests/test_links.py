@@ -351,7 +351,7 @@ def test_parse_link_physical_nic_with_vfs():
     assert link == Link(
         ifindex=5, name="ens1f0", kind="physical", mac="b4:96:91:00:00:01", mtu=9000, operstate="up",
         admin_up=True, carrier=True, carrier_changes=3, master=9, master_name="bond0",
-        bus_address="0000:3b:00.0", vfs=(
+        bus_address="0000:3b:00.0", flags=0x1043, ifi_type=1, vfs=(
             VF(0, "02:00:00:00:00:0a", vlan=100, qos=3, link_state="enable", spoofchk=True, trust=False,
                rx_packets=10, tx_packets=20, rx_bytes=1000, tx_bytes=2000),
             VF(1, "02:00:00:00:00:0b", link_state="disable")))

@@ -69,6 +69,16 @@ class Link:
     numa_node: int | None = None
     vfs: tuple[VF, ...] = ()
     ifalias: str = ""
+    # The rest of what ``ip -d link`` shows (node_exporter's netclass reads
+    # the same values from /sys/class/net/<iface>/).
+    flags: int = 0  # ifi_flags (dev_get_flags: IFF_RUNNING, IFF_LOWER_UP, IFF_DORMANT included)
+    ifi_type: int = 0  # ARPHRD_* (1 ether, 32 infiniband, 772 loopback)
+    txqlen: int = 0
+    iflink: int = 0  # IFLA_LINK: ifindex of the lower device (a veth's peer); 0 when none
+    link_mode: int = 0  # IFLA_LINKMODE: 0 default, 1 dormant
+    group: int = 0  # IFLA_GROUP
+    carrier_up_count: int | None = None  # IFLA_CARRIER_UP_COUNT (Linux 4.16+)
+    carrier_down_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +201,10 @@ def parse_link(msg: Any, links: Mapping[int, Link] | None = None) -> Link:
         vlan_id=vlan_id, vxlan_vni=vni, bus_address=parent or None,
         vfs=tuple(_vf(i) for i in vfinfo.get_attrs("IFLA_VF_INFO")) if vfinfo is not None else (),
         ifalias=attr("IFLA_IFALIAS") or "",
+        flags=msg["flags"], ifi_type=msg["ifi_type"], txqlen=attr("IFLA_TXQLEN") or 0,
+        iflink=attr("IFLA_LINK") or 0, link_mode=attr("IFLA_LINKMODE") or 0,
+        group=attr("IFLA_GROUP") or 0, carrier_up_count=attr("IFLA_CARRIER_UP_COUNT"),
+        carrier_down_count=attr("IFLA_CARRIER_DOWN_COUNT"),
     )
 
 

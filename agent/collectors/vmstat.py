@@ -1,36 +1,38 @@
-"""Paging, swapping and OOM-kill counters from ``/proc/vmstat``.
+"""Virtual memory statistics from ``/proc/vmstat``, under node_exporter's names.
 
-node_exporter exposes these as untyped ``node_vmstat_pswpin`` etc.; hostagent
-exposes proper counters with ``_total`` names instead, so rates and counter
-resets are handled by the store and by Prometheus without ``rate()`` guesses.
-Fields a kernel does not print (``oom_kill`` before 4.13) are skipped.
+Format: one ``name value`` pair per line (``pgfault 918273645512``); the set
+of fields depends on the kernel (``oom_kill`` appeared in 4.13).  A field
+becomes ``node_vmstat_<name>``; which fields are served is node_exporter's
+``--collector.vmstat.fields`` regular expression, default
+``^(oom_kill|pgpg|pswp|pg.*fault).*`` (paging in/out, swapping in/out, minor
+and major page faults, OOM kills), the option ``fields`` here.
+
+node_exporter types these *untyped*; here they are gauges under the same
+names (most are counters since boot: use ``rate()`` in PromQL as with
+node_exporter).
 """
 from __future__ import annotations
 
-from agent.collectors.base import CollectorContext
+import re
+
+from agent.config_values import regex
+from agent.telemetry.collector import CollectorContext, CollectorInfo, NoData
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 
-C = MetricType.COUNTER
-# /proc/vmstat key -> family
-COUNTERS: dict[str, FamilyDesc] = {
-    "pswpin": FamilyDesc("hostagent_swap_in_pages_total", C, "Pages swapped in since boot"),
-    "pswpout": FamilyDesc("hostagent_swap_out_pages_total", C, "Pages swapped out since boot"),
-    "pgfault": FamilyDesc("hostagent_page_faults_total", C,
-                          "Page faults since boot, minor and major"),
-    "pgmajfault": FamilyDesc("hostagent_major_page_faults_total", C,
-                             "Major page faults (needing I/O) since boot"),
-    "oom_kill": FamilyDesc("hostagent_oom_kills_total", C,
-                           "Processes killed by the kernel's OOM killer since boot"),
-}
+DEFAULT_FIELDS = r"^(oom_kill|pgpg|pswp|pg.*fault).*"
+_VALID = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def parse_vmstat(text: str) -> dict[str, int]:
-    """Every ``name value`` line of ``/proc/vmstat``."""
+    """Every ``name value`` line of ``/proc/vmstat``, in file order."""
     out: dict[str, int] = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 2:
-            out[parts[0]] = int(parts[1])
+        if len(parts) == 2 and _VALID.match(parts[0]):
+            try:
+                out[parts[0]] = int(parts[1])
+            except ValueError:
+                continue
     return out
 
 
@@ -39,9 +41,30 @@ class VmstatCollector:
 
     def __init__(self, ctx: CollectorContext) -> None:
         self._fs = ctx.hostfs
+        fields = ctx.options.get("fields", DEFAULT_FIELDS)
+        self._fields = fields if isinstance(fields, re.Pattern) else re.compile(fields)
+        self._families: dict[str, FamilyDesc | None] = {}
 
     def collect(self, batch: Batch) -> None:
-        values = parse_vmstat(self._fs.read_text("proc/vmstat"))
-        for key, family in COUNTERS.items():
-            if key in values:
-                batch.counter(family, values[key])
+        try:
+            text = self._fs.read_text("proc/vmstat")
+        except FileNotFoundError as exc:
+            raise NoData("no /proc/vmstat") from exc
+        for key, value in parse_vmstat(text).items():
+            family = self._family(key)
+            if family is not None:
+                batch.gauge(family, value)
+
+    def _family(self, key: str) -> FamilyDesc | None:
+        """The family of a field, None when ``fields`` leaves it out (cached)."""
+        if key not in self._families:
+            family = None
+            # A name our model refuses for a gauge (``*_total``) is left out too.
+            if self._fields.search(key) and not key.endswith("_total"):
+                family = FamilyDesc(f"node_vmstat_{key}", MetricType.GAUGE,
+                                    f"/proc/vmstat field {key}")
+            self._families[key] = family
+        return self._families[key]
+
+
+COLLECTOR = CollectorInfo(name="vmstat", factory=VmstatCollector, options={"fields": regex})
