@@ -113,11 +113,11 @@ class BmcHub:
             error = redact(error, [secret])  # belt and braces: no password in a log line
             if up:
                 log.info("bmc.up", target=tcfg.name, address=tcfg.address)
-                self._publish("bmc.recovered", Severity.INFO, "ipmi",
+                self._publish("bmc.recovered", Severity.INFO, "bmc",
                               f"BMC {tcfg.name} ({tcfg.address}) answers again", target=tcfg.name)
             else:
                 log.error("bmc.down", target=tcfg.name, address=tcfg.address, error=error)
-                self._publish("bmc.unreachable", Severity.ERROR, "ipmi",
+                self._publish("bmc.unreachable", Severity.ERROR, "bmc",
                               f"BMC {tcfg.name} ({tcfg.address}): {error}",
                               target=tcfg.name, error=error)
         return report
