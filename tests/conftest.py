@@ -43,3 +43,37 @@ def peer_netns() -> Iterator[str]:
     require_netns()
     with namespace("hostagent-peer") as name:
         yield name
+
+
+# -- the fake NVML library (tests/fakenvml) ------------------------------------
+@pytest.fixture(scope="session")
+def fakenvml_library():
+    """The fake libnvidia-ml.so.1, built once (cached by source hash)."""
+    from tests.fakenvml import build
+    return build.build()
+
+
+@pytest.fixture
+def make_fakenvml(tmp_path):
+    """``make(gpus=8, omit=())``: a fake NVML with its own control file
+    (``omit``: functions left out of the build, an old driver).  Every
+    block is released at teardown, so no worker stays asleep in it."""
+    from tests.fakenvml import build
+    from tests.fakenvml.control import FakeNvml
+
+    made = []
+
+    def make(gpus: int = 8, omit=()):
+        fake = FakeNvml(build.build(omit), tmp_path / f"fakenvml-{len(made)}.ctl", gpus)
+        made.append(fake)
+        return fake
+
+    yield make
+    for fake in made:
+        fake.release()
+
+
+@pytest.fixture
+def fakenvml(make_fakenvml):
+    """A fake NVML with 8 H100s."""
+    return make_fakenvml()

@@ -254,9 +254,9 @@ def test_udev_data_and_disk_names():
 ])
 def test_model_mirrors_proto(dc, msg):
     names = {f.name for f in dataclasses.fields(dc)} - {"failed_parts"}
-    # NodeInventory.bmcs is not read from the host: the service adds the BMC
-    # hub's identities (agent.api.inventory_service).
-    assert names == set(msg.DESCRIPTOR.fields_by_name) - {"bmcs"}
+    # NodeInventory.bmcs and .gpus are not read from the host: the service adds
+    # the features' parts (the BMC hub's identities, the GPU hub's facts).
+    assert names == set(msg.DESCRIPTOR.fields_by_name) - {"bmcs", "gpus"}
 
 
 def test_role_values_match_proto():

@@ -1,7 +1,8 @@
 """The ``hostagent`` command (``[project.scripts]``: ``agent.cli:main``).
 
 One module per group of commands: :mod:`.admin` (serve, check-config,
-audit), :mod:`.telemetry` (status, metrics, inventory), :mod:`.bmc`; what
+audit), :mod:`.telemetry` (status, metrics, inventory), :mod:`.bmc`,
+:mod:`.gpu` (with :mod:`.operation`, what the device groups share); what
 client commands share is public in :mod:`.client` (reaching the agent),
 :mod:`.display` (values, tables, JSON) and :mod:`.exits` (exit codes).
 Client commands import no server code: the daemon, the servicers and the
@@ -15,14 +16,15 @@ import sys
 import textwrap
 
 from agent import __version__
-from agent.cli import admin, bmc, telemetry
+from agent.cli import admin, bmc, gpu, telemetry
 from agent.cli.exits import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_USAGE, UsageError, warn
 
 DESCRIPTION = """\
 hostagent runs the per-node agent (serve), checks its config and its audit
 trail, and talks to a running agent the way an operator would: its health
 (status), current metric values and window statistics (metrics), the
-hardware inventory (inventory) and the node's BMC (bmc)."""
+hardware inventory (inventory), the node's BMC (bmc) and its NVIDIA GPUs
+(gpu)."""
 
 EPILOG = f"""\
 Client commands reach the local agent over its unix socket; --agent HOST:PORT
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_parsers(sub)
     telemetry.add_parsers(sub)
     bmc.add_parser(sub)
+    gpu.add_parser(sub)
     return parser
 
 

@@ -1,11 +1,8 @@
 """``hostagent bmc``: the node's BMC through the agent (``hostagent.v1.Bmc``).
 
 Reads print a table or a line (``--json``: the response message).  Mutating
-actions start an operation, wait for it to end (``Operations.WaitOperation``)
-and print its result; the request id is printed first so that a retry after
-a lost connection or Ctrl-C can re-attach: the same command with
-``--request-id`` gets the same operation back instead of acting twice (with
-other arguments the agent refuses the reused id).
+actions start an operation, wait for it to end and print its result
+(:mod:`agent.cli.operation`, shared with ``hostagent gpu``).
 
 ``-t/--target`` names the BMC (a ``[[bmc.targets]]`` name; default the local
 or only one); the agent is ``--agent``, reached as every client command
@@ -14,17 +11,14 @@ failed, BMC down, unknown target), 2 usage error, 3 agent unreachable.
 """
 from __future__ import annotations
 
-import sys
-import uuid
+from google.protobuf import json_format
 
-import grpc
-from google.protobuf import duration_pb2, json_format
-
-from agent.cli.client import Connection, add_connection_options, connection, report_error
+from agent.cli import operation
+from agent.cli.client import add_connection_options
 from agent.cli.display import number, print_json, table, utc
-from agent.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, UsageError, warn
+from agent.cli.exits import EXIT_FAILED, UsageError
 from agent.gen.hostagent.v1 import bmc_pb2 as pb
-from agent.gen.hostagent.v1 import bmc_pb2_grpc, operations_pb2, operations_pb2_grpc
+from agent.gen.hostagent.v1 import bmc_pb2_grpc
 from agent.gen.hostagent.v1 import telemetry_pb2
 
 POWER_ACTIONS = {"on": pb.POWER_ACTION_ON, "off": pb.POWER_ACTION_OFF, "soft": pb.POWER_ACTION_SOFT,
@@ -32,10 +26,6 @@ POWER_ACTIONS = {"on": pb.POWER_ACTION_ON, "off": pb.POWER_ACTION_OFF, "soft": p
 BOOT_DEVICES = {"pxe": pb.BOOT_DEVICE_PXE, "disk": pb.BOOT_DEVICE_DISK, "cdrom": pb.BOOT_DEVICE_CDROM,
                 "bios-setup": pb.BOOT_DEVICE_BIOS_SETUP, "default": pb.BOOT_DEVICE_DEFAULT}
 _BOOT_NAMES = {v: k for k, v in BOOT_DEVICES.items()}
-_DONE = (operations_pb2.OPERATION_STATE_SUCCEEDED, operations_pb2.OPERATION_STATE_FAILED,
-         operations_pb2.OPERATION_STATE_CANCELLED)
-_CODES = {s.value[0]: s.name for s in grpc.StatusCode}
-WAIT_STEP = 60  # seconds per WaitOperation call (the agent's maximum)
 
 
 def add_parser(sub) -> None:
@@ -96,29 +86,9 @@ def _enum(name: str, prefix: str, ok: tuple[str, ...] = ("ok", "info")) -> str:
     return word if word in ok or prefix not in ("SENSOR_HEALTH_", "SEVERITY_") else word.upper()
 
 
-def _error(conn: Connection, ch: grpc.Channel, exc: grpc.RpcError) -> int:
-    """Report a failed call.  UNAVAILABLE from a Bmc call is mostly the BMC's
-    (no answer, circuit open), not the agent's: it is only "cannot reach the
-    agent" when the connection to the agent is down."""
-    if exc.code() is grpc.StatusCode.UNAVAILABLE:
-        try:
-            grpc.channel_ready_future(ch).result(timeout=0.2)
-        except grpc.FutureTimeoutError:
-            pass
-        else:
-            warn(f"UNAVAILABLE: {exc.details()}")
-            return EXIT_FAILED
-    return report_error(conn, exc)
-
-
 def _read(args, call: str, request):
     """One unary read; returns (response, None) or (None, exit code)."""
-    conn = connection(args)
-    with conn.channel() as ch:
-        try:
-            return getattr(bmc_pb2_grpc.BmcStub(ch), call)(request, timeout=conn.timeout), None
-        except grpc.RpcError as exc:
-            return None, _error(conn, ch, exc)
+    return operation.read(args, bmc_pb2_grpc.BmcStub, call, request)
 
 
 # -- reads -----------------------------------------------------------------
@@ -290,35 +260,4 @@ def _summary(op) -> str:
 
 
 def _operation(args, call: str, request, what: str) -> int:
-    request.request_id = args.request_id or str(uuid.uuid4())
-    rid, op = request.request_id, None
-    again = f"rerun the same command with --request-id {rid} to wait for it again"
-    conn = connection(args)
-    with conn.channel() as ch:
-        try:
-            op = getattr(bmc_pb2_grpc.BmcStub(ch), call)(request, timeout=conn.timeout)
-            warn(f"{what}: {op.name} (request id {rid})")
-            ops = operations_pb2_grpc.OperationsStub(ch)
-            wait = operations_pb2.WaitOperationRequest(name=op.name,
-                                                       timeout=duration_pb2.Duration(seconds=WAIT_STEP))
-            while op.state not in _DONE:
-                op = ops.WaitOperation(wait, timeout=WAIT_STEP + conn.timeout)
-        except grpc.RpcError as exc:
-            rc = _error(conn, ch, exc)
-            if op is not None:
-                warn(f"{op.name} may still be running; {again}")
-            return rc
-        except KeyboardInterrupt:
-            if op is not None:
-                print(f"\nhostagent: stopped waiting; {op.name} goes on in the agent; {again}",
-                      file=sys.stderr)
-            return EXIT_INTERRUPTED
-    if args.json:
-        print_json(op)
-    if op.state == operations_pb2.OPERATION_STATE_SUCCEEDED:
-        if not args.json:
-            print(_summary(op))
-        return 0
-    state = operations_pb2.OperationState.Name(op.state).removeprefix("OPERATION_STATE_")
-    warn(f"{what} {state}: {_CODES.get(op.error.code, op.error.code)}: {op.error.message}")
-    return EXIT_FAILED
+    return operation.run(args, bmc_pb2_grpc.BmcStub, call, request, what, _summary)

@@ -24,10 +24,11 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from agent.gen.hostagent.v1 import bmc_pb2 as hostagent_dot_v1_dot_bmc__pb2
+from agent.gen.hostagent.v1 import gpu_pb2 as hostagent_dot_v1_dot_gpu__pb2
 from agent.gen.hostagent.v1 import options_pb2 as hostagent_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chostagent/v1/inventory.proto\x12\x0chostagent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16hostagent/v1/bmc.proto\x1a\x1ahostagent/v1/options.proto\"&\n\x13GetInventoryRequest\x12\x0f\n\x07refresh\x18\x01 \x01(\x08\"F\n\x14GetInventoryResponse\x12.\n\tinventory\x18\x01 \x01(\x0b\x32\x1b.hostagent.v1.NodeInventory\"\xd1\x02\n\rNodeInventory\x12$\n\x04host\x18\x01 \x01(\x0b\x32\x16.hostagent.v1.HostInfo\x12\"\n\x03\x64mi\x18\x02 \x01(\x0b\x32\x15.hostagent.v1.DmiInfo\x12\"\n\x03\x63pu\x18\x03 \x01(\x0b\x32\x15.hostagent.v1.CpuInfo\x12(\n\x06memory\x18\x04 \x01(\x0b\x32\x18.hostagent.v1.MemoryInfo\x12\x30\n\rblock_devices\x18\x05 \x03(\x0b\x32\x19.hostagent.v1.BlockDevice\x12\x30\n\x0c\x63ollected_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x04nics\x18\x07 \x03(\x0b\x32\x11.hostagent.v1.Nic\x12#\n\x04\x62mcs\x18\t \x03(\x0b\x32\x15.hostagent.v1.BmcInfo\"\x97\x02\n\x08HostInfo\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12\x12\n\nmachine_id\x18\x02 \x01(\t\x12\x16\n\x0ekernel_release\x18\x03 \x01(\t\x12\x16\n\x0ekernel_version\x18\x04 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x05 \x01(\t\x12\x0f\n\x07os_name\x18\x06 \x01(\t\x12\r\n\x05os_id\x18\x07 \x01(\t\x12\x12\n\nos_version\x18\x08 \x01(\t\x12-\n\tboot_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x04role\x18\n \x01(\x0e\x32\x16.hostagent.v1.HostRole\x12\x16\n\x0evirtualization\x18\x0b \x01(\t\"\x8b\x02\n\x07\x44miInfo\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x12\n\nsys_vendor\x18\x02 \x01(\t\x12\x14\n\x0cproduct_name\x18\x03 \x01(\t\x12\x16\n\x0eproduct_serial\x18\x04 \x01(\t\x12\x14\n\x0cproduct_uuid\x18\x05 \x01(\t\x12\x14\n\x0c\x62oard_vendor\x18\x06 \x01(\t\x12\x12\n\nboard_name\x18\x07 \x01(\t\x12\x14\n\x0c\x62oard_serial\x18\x08 \x01(\t\x12\x13\n\x0b\x62ios_vendor\x18\t \x01(\t\x12\x14\n\x0c\x62ios_version\x18\n \x01(\t\x12\x11\n\tbios_date\x18\x0b \x01(\t\x12\x19\n\x11\x63hassis_asset_tag\x18\x0c \x01(\t\":\n\x08NumaNode\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04\x63pus\x18\x02 \x03(\r\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x04\"\xda\x01\n\x07\x43puInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06vendor\x18\x02 \x01(\t\x12\x0f\n\x07sockets\x18\x03 \x01(\r\x12\r\n\x05\x63ores\x18\x04 \x01(\r\x12\x0f\n\x07threads\x18\x05 \x01(\r\x12\r\n\x05\x66lags\x18\x06 \x03(\t\x12\x1e\n\x16virtualization_capable\x18\x07 \x01(\x08\x12\x11\n\tmicrocode\x18\x08 \x01(\t\x12*\n\nnuma_nodes\x18\t \x03(\x0b\x32\x16.hostagent.v1.NumaNode\x12\x11\n\tsignature\x18\n \x01(\t\"q\n\nMemoryInfo\x12\x13\n\x0btotal_bytes\x18\x01 \x01(\x04\x12\x18\n\x10swap_total_bytes\x18\x02 \x01(\x04\x12\x1b\n\x13hugepage_size_bytes\x18\x03 \x01(\x04\x12\x17\n\x0fhugepages_total\x18\x04 \x01(\x04\"\xde\x01\n\x0b\x42lockDevice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0e\n\x06vendor\x18\x04 \x01(\t\x12\x0e\n\x06serial\x18\x05 \x01(\t\x12\x12\n\nrotational\x18\x06 \x01(\x08\x12\x0b\n\x03wwn\x18\x07 \x01(\t\x12\x11\n\tremovable\x18\x08 \x01(\x08\x12\x1a\n\x12logical_block_size\x18\t \x01(\r\x12\x1b\n\x13physical_block_size\x18\n \x01(\r\x12\x11\n\ttransport\x18\x0b \x01(\t\"\xd4\x01\n\x03Nic\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x13\n\x0bpci_address\x18\x04 \x01(\t\x12\x0e\n\x06\x64river\x18\x05 \x01(\t\x12\x18\n\x10\x66irmware_version\x18\x06 \x01(\t\x12\x12\n\nspeed_mbps\x18\x07 \x01(\r\x12\x0b\n\x03mtu\x18\x08 \x01(\r\x12\x0e\n\x06master\x18\t \x01(\t\x12\x10\n\x08vf_count\x18\n \x01(\r\x12\x0f\n\x07vf_macs\x18\x0b \x03(\t\x12\x11\n\tnuma_node\x18\x0c \x01(\x05*n\n\x08HostRole\x12\x19\n\x15HOST_ROLE_UNSPECIFIED\x10\x00\x12\x18\n\x14HOST_ROLE_BARE_METAL\x10\x01\x12\x18\n\x14HOST_ROLE_HYPERVISOR\x10\x02\x12\x13\n\x0fHOST_ROLE_GUEST\x10\x03\x32h\n\tInventory\x12[\n\x0cGetInventory\x12!.hostagent.v1.GetInventoryRequest\x1a\".hostagent.v1.GetInventoryResponse\"\x04\x88\xb5\x18\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1chostagent/v1/inventory.proto\x12\x0chostagent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16hostagent/v1/bmc.proto\x1a\x16hostagent/v1/gpu.proto\x1a\x1ahostagent/v1/options.proto\"&\n\x13GetInventoryRequest\x12\x0f\n\x07refresh\x18\x01 \x01(\x08\"F\n\x14GetInventoryResponse\x12.\n\tinventory\x18\x01 \x01(\x0b\x32\x1b.hostagent.v1.NodeInventory\"\xf6\x02\n\rNodeInventory\x12$\n\x04host\x18\x01 \x01(\x0b\x32\x16.hostagent.v1.HostInfo\x12\"\n\x03\x64mi\x18\x02 \x01(\x0b\x32\x15.hostagent.v1.DmiInfo\x12\"\n\x03\x63pu\x18\x03 \x01(\x0b\x32\x15.hostagent.v1.CpuInfo\x12(\n\x06memory\x18\x04 \x01(\x0b\x32\x18.hostagent.v1.MemoryInfo\x12\x30\n\rblock_devices\x18\x05 \x03(\x0b\x32\x19.hostagent.v1.BlockDevice\x12\x30\n\x0c\x63ollected_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x04nics\x18\x07 \x03(\x0b\x32\x11.hostagent.v1.Nic\x12#\n\x04gpus\x18\x08 \x03(\x0b\x32\x15.hostagent.v1.GpuInfo\x12#\n\x04\x62mcs\x18\t \x03(\x0b\x32\x15.hostagent.v1.BmcInfo\"\x97\x02\n\x08HostInfo\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12\x12\n\nmachine_id\x18\x02 \x01(\t\x12\x16\n\x0ekernel_release\x18\x03 \x01(\t\x12\x16\n\x0ekernel_version\x18\x04 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x05 \x01(\t\x12\x0f\n\x07os_name\x18\x06 \x01(\t\x12\r\n\x05os_id\x18\x07 \x01(\t\x12\x12\n\nos_version\x18\x08 \x01(\t\x12-\n\tboot_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x04role\x18\n \x01(\x0e\x32\x16.hostagent.v1.HostRole\x12\x16\n\x0evirtualization\x18\x0b \x01(\t\"\x8b\x02\n\x07\x44miInfo\x12\x0f\n\x07present\x18\x01 \x01(\x08\x12\x12\n\nsys_vendor\x18\x02 \x01(\t\x12\x14\n\x0cproduct_name\x18\x03 \x01(\t\x12\x16\n\x0eproduct_serial\x18\x04 \x01(\t\x12\x14\n\x0cproduct_uuid\x18\x05 \x01(\t\x12\x14\n\x0c\x62oard_vendor\x18\x06 \x01(\t\x12\x12\n\nboard_name\x18\x07 \x01(\t\x12\x14\n\x0c\x62oard_serial\x18\x08 \x01(\t\x12\x13\n\x0b\x62ios_vendor\x18\t \x01(\t\x12\x14\n\x0c\x62ios_version\x18\n \x01(\t\x12\x11\n\tbios_date\x18\x0b \x01(\t\x12\x19\n\x11\x63hassis_asset_tag\x18\x0c \x01(\t\":\n\x08NumaNode\x12\n\n\x02id\x18\x01 \x01(\r\x12\x0c\n\x04\x63pus\x18\x02 \x03(\r\x12\x14\n\x0cmemory_bytes\x18\x03 \x01(\x04\"\xda\x01\n\x07\x43puInfo\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0e\n\x06vendor\x18\x02 \x01(\t\x12\x0f\n\x07sockets\x18\x03 \x01(\r\x12\r\n\x05\x63ores\x18\x04 \x01(\r\x12\x0f\n\x07threads\x18\x05 \x01(\r\x12\r\n\x05\x66lags\x18\x06 \x03(\t\x12\x1e\n\x16virtualization_capable\x18\x07 \x01(\x08\x12\x11\n\tmicrocode\x18\x08 \x01(\t\x12*\n\nnuma_nodes\x18\t \x03(\x0b\x32\x16.hostagent.v1.NumaNode\x12\x11\n\tsignature\x18\n \x01(\t\"q\n\nMemoryInfo\x12\x13\n\x0btotal_bytes\x18\x01 \x01(\x04\x12\x18\n\x10swap_total_bytes\x18\x02 \x01(\x04\x12\x1b\n\x13hugepage_size_bytes\x18\x03 \x01(\x04\x12\x17\n\x0fhugepages_total\x18\x04 \x01(\x04\"\xde\x01\n\x0b\x42lockDevice\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x04\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0e\n\x06vendor\x18\x04 \x01(\t\x12\x0e\n\x06serial\x18\x05 \x01(\t\x12\x12\n\nrotational\x18\x06 \x01(\x08\x12\x0b\n\x03wwn\x18\x07 \x01(\t\x12\x11\n\tremovable\x18\x08 \x01(\x08\x12\x1a\n\x12logical_block_size\x18\t \x01(\r\x12\x1b\n\x13physical_block_size\x18\n \x01(\r\x12\x11\n\ttransport\x18\x0b \x01(\t\"\xd4\x01\n\x03Nic\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x13\n\x0bpci_address\x18\x04 \x01(\t\x12\x0e\n\x06\x64river\x18\x05 \x01(\t\x12\x18\n\x10\x66irmware_version\x18\x06 \x01(\t\x12\x12\n\nspeed_mbps\x18\x07 \x01(\r\x12\x0b\n\x03mtu\x18\x08 \x01(\r\x12\x0e\n\x06master\x18\t \x01(\t\x12\x10\n\x08vf_count\x18\n \x01(\r\x12\x0f\n\x07vf_macs\x18\x0b \x03(\t\x12\x11\n\tnuma_node\x18\x0c \x01(\x05*n\n\x08HostRole\x12\x19\n\x15HOST_ROLE_UNSPECIFIED\x10\x00\x12\x18\n\x14HOST_ROLE_BARE_METAL\x10\x01\x12\x18\n\x14HOST_ROLE_HYPERVISOR\x10\x02\x12\x13\n\x0fHOST_ROLE_GUEST\x10\x03\x32h\n\tInventory\x12[\n\x0cGetInventory\x12!.hostagent.v1.GetInventoryRequest\x1a\".hostagent.v1.GetInventoryResponse\"\x04\x88\xb5\x18\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,28 +37,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INVENTORY'].methods_by_name['GetInventory']._loaded_options = None
   _globals['_INVENTORY'].methods_by_name['GetInventory']._serialized_options = b'\210\265\030\001'
-  _globals['_HOSTROLE']._serialized_start=1971
-  _globals['_HOSTROLE']._serialized_end=2081
-  _globals['_GETINVENTORYREQUEST']._serialized_start=131
-  _globals['_GETINVENTORYREQUEST']._serialized_end=169
-  _globals['_GETINVENTORYRESPONSE']._serialized_start=171
-  _globals['_GETINVENTORYRESPONSE']._serialized_end=241
-  _globals['_NODEINVENTORY']._serialized_start=244
-  _globals['_NODEINVENTORY']._serialized_end=581
-  _globals['_HOSTINFO']._serialized_start=584
-  _globals['_HOSTINFO']._serialized_end=863
-  _globals['_DMIINFO']._serialized_start=866
-  _globals['_DMIINFO']._serialized_end=1133
-  _globals['_NUMANODE']._serialized_start=1135
-  _globals['_NUMANODE']._serialized_end=1193
-  _globals['_CPUINFO']._serialized_start=1196
-  _globals['_CPUINFO']._serialized_end=1414
-  _globals['_MEMORYINFO']._serialized_start=1416
-  _globals['_MEMORYINFO']._serialized_end=1529
-  _globals['_BLOCKDEVICE']._serialized_start=1532
-  _globals['_BLOCKDEVICE']._serialized_end=1754
-  _globals['_NIC']._serialized_start=1757
-  _globals['_NIC']._serialized_end=1969
-  _globals['_INVENTORY']._serialized_start=2083
-  _globals['_INVENTORY']._serialized_end=2187
+  _globals['_HOSTROLE']._serialized_start=2032
+  _globals['_HOSTROLE']._serialized_end=2142
+  _globals['_GETINVENTORYREQUEST']._serialized_start=155
+  _globals['_GETINVENTORYREQUEST']._serialized_end=193
+  _globals['_GETINVENTORYRESPONSE']._serialized_start=195
+  _globals['_GETINVENTORYRESPONSE']._serialized_end=265
+  _globals['_NODEINVENTORY']._serialized_start=268
+  _globals['_NODEINVENTORY']._serialized_end=642
+  _globals['_HOSTINFO']._serialized_start=645
+  _globals['_HOSTINFO']._serialized_end=924
+  _globals['_DMIINFO']._serialized_start=927
+  _globals['_DMIINFO']._serialized_end=1194
+  _globals['_NUMANODE']._serialized_start=1196
+  _globals['_NUMANODE']._serialized_end=1254
+  _globals['_CPUINFO']._serialized_start=1257
+  _globals['_CPUINFO']._serialized_end=1475
+  _globals['_MEMORYINFO']._serialized_start=1477
+  _globals['_MEMORYINFO']._serialized_end=1590
+  _globals['_BLOCKDEVICE']._serialized_start=1593
+  _globals['_BLOCKDEVICE']._serialized_end=1815
+  _globals['_NIC']._serialized_start=1818
+  _globals['_NIC']._serialized_end=2030
+  _globals['_INVENTORY']._serialized_start=2144
+  _globals['_INVENTORY']._serialized_end=2248
 # @@protoc_insertion_point(module_scope)

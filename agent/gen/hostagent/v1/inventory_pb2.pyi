@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from agent.gen.hostagent.v1 import bmc_pb2 as _bmc_pb2
+from agent.gen.hostagent.v1 import gpu_pb2 as _gpu_pb2
 from agent.gen.hostagent.v1 import options_pb2 as _options_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -36,7 +37,7 @@ class GetInventoryResponse(_message.Message):
     def __init__(self, inventory: _Optional[_Union[NodeInventory, _Mapping]] = ...) -> None: ...
 
 class NodeInventory(_message.Message):
-    __slots__ = ("host", "dmi", "cpu", "memory", "block_devices", "collected_at", "nics", "bmcs")
+    __slots__ = ("host", "dmi", "cpu", "memory", "block_devices", "collected_at", "nics", "gpus", "bmcs")
     HOST_FIELD_NUMBER: _ClassVar[int]
     DMI_FIELD_NUMBER: _ClassVar[int]
     CPU_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +45,7 @@ class NodeInventory(_message.Message):
     BLOCK_DEVICES_FIELD_NUMBER: _ClassVar[int]
     COLLECTED_AT_FIELD_NUMBER: _ClassVar[int]
     NICS_FIELD_NUMBER: _ClassVar[int]
+    GPUS_FIELD_NUMBER: _ClassVar[int]
     BMCS_FIELD_NUMBER: _ClassVar[int]
     host: HostInfo
     dmi: DmiInfo
@@ -52,8 +54,9 @@ class NodeInventory(_message.Message):
     block_devices: _containers.RepeatedCompositeFieldContainer[BlockDevice]
     collected_at: _timestamp_pb2.Timestamp
     nics: _containers.RepeatedCompositeFieldContainer[Nic]
+    gpus: _containers.RepeatedCompositeFieldContainer[_gpu_pb2.GpuInfo]
     bmcs: _containers.RepeatedCompositeFieldContainer[_bmc_pb2.BmcInfo]
-    def __init__(self, host: _Optional[_Union[HostInfo, _Mapping]] = ..., dmi: _Optional[_Union[DmiInfo, _Mapping]] = ..., cpu: _Optional[_Union[CpuInfo, _Mapping]] = ..., memory: _Optional[_Union[MemoryInfo, _Mapping]] = ..., block_devices: _Optional[_Iterable[_Union[BlockDevice, _Mapping]]] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ..., bmcs: _Optional[_Iterable[_Union[_bmc_pb2.BmcInfo, _Mapping]]] = ...) -> None: ...
+    def __init__(self, host: _Optional[_Union[HostInfo, _Mapping]] = ..., dmi: _Optional[_Union[DmiInfo, _Mapping]] = ..., cpu: _Optional[_Union[CpuInfo, _Mapping]] = ..., memory: _Optional[_Union[MemoryInfo, _Mapping]] = ..., block_devices: _Optional[_Iterable[_Union[BlockDevice, _Mapping]]] = ..., collected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ..., gpus: _Optional[_Iterable[_Union[_gpu_pb2.GpuInfo, _Mapping]]] = ..., bmcs: _Optional[_Iterable[_Union[_bmc_pb2.BmcInfo, _Mapping]]] = ...) -> None: ...
 
 class HostInfo(_message.Message):
     __slots__ = ("hostname", "machine_id", "kernel_release", "kernel_version", "architecture", "os_name", "os_id", "os_version", "boot_time", "role", "virtualization")
