@@ -99,7 +99,8 @@ class Agent:
         are retired, never under a run in flight)."""
         tel = cfg.telemetry
         self.store.configure("agent", tel.interval)
-        specs = [CollectorSpec("agent", self._collectors["agent"], tel.interval, tel.timeout)]
+        specs = [CollectorSpec("agent", self._collectors["agent"], tel.interval, tel.timeout,
+                               on_scrape=True)]
         for name, ccfg in sorted(cfg.collectors.items()):
             if not ccfg.enabled:
                 self._retire_collector(name)
@@ -117,7 +118,8 @@ class Agent:
             ccfg = info.effective(ccfg, cfg)  # the declared interval, timeout and retention
             timing = ccfg.resolve(tel)
             self.store.configure(name, timing.interval, own_retention=ccfg.retention)
-            specs.append(CollectorSpec(name, collector, timing.interval, timing.timeout))
+            specs.append(CollectorSpec(name, collector, timing.interval, timing.timeout,
+                                       on_scrape=info.on_scrape))
         return specs
 
     def _families_but(self, collector: str) -> set[str]:
@@ -173,7 +175,7 @@ class Agent:
         if cfg.server.metrics_listen:
             host, port = split_hostport(cfg.server.metrics_listen)
             try:
-                self.metrics = MetricsServer(host, port, self.store)
+                self.metrics = MetricsServer(host, port, self.store, self.scheduler.refresh)
             except OSError as exc:
                 raise listen_failed("server.metrics_listen", cfg.server.metrics_listen, exc) from None
             shown = f"[{host}]" if ":" in host else host

@@ -15,11 +15,33 @@ import gzip
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 from agent.telemetry.model import MetricType
 from agent.telemetry.store import SeriesBlock, SeriesStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# A scrape is served values read at most this long before it (collectors
+# declared on_scrape; docs/architecture.md "Fresh values for every scrape").
+MAX_AGE = 0.25
+# How long a scrape may wait for those runs: Prometheus' own scrape timeout
+# (its X-Prometheus-Scrape-Timeout-Seconds header) less a margin to render
+# and send, else DEFAULT_WAIT; each run is also bounded by its own timeout.
+DEFAULT_WAIT = 5.0
+SEND_MARGIN = 0.25
+Refresh = Callable[[float, float], None]  # (max_age, budget): Scheduler.refresh
+
+
+def wait_budget(header: str | None) -> float:
+    """Seconds a scrape may wait for fresh values, from Prometheus' header."""
+    try:
+        timeout = float(header) if header else DEFAULT_WAIT
+    except ValueError:
+        timeout = DEFAULT_WAIT
+    if not timeout > 0:  # NaN, zero, negative
+        timeout = DEFAULT_WAIT
+    timeout = min(timeout, DEFAULT_WAIT)
+    return max(timeout - SEND_MARGIN, timeout / 2)
 
 
 def _escape_help(text: str) -> str:
@@ -62,31 +84,46 @@ def render(store: SeriesStore) -> bytes:
     seen: set[str] = set()
     for block in store.blocks():
         with block.lock:
-            prepared = block.layout_cache.get("text")
-            if prepared is None:
-                prepared = block.layout_cache["text"] = _prepare(block)
-            values = block.value
-            for name, header, idx, prefixes in prepared:
-                if name in seen:
-                    continue  # one family per name (two collectors exporting it: first wins)
+            rendered = block.layout_cache.get("rendered")
+            if rendered is None or rendered[0] != block.version:
+                # Not ingested since the last scrape (collectors that keep their
+                # interval): the text is reused.
+                rendered = block.layout_cache["rendered"] = (block.version, _render_block(block))
+        for name, text in rendered[1]:
+            if name not in seen:  # one family per name (two collectors exporting it: first wins)
                 seen.add(name)
-                lines = [p + format_value(v) for p, v in zip(prefixes, (values[i] for i in idx))
-                         if v == v]
-                if lines:
-                    parts.append(header)
-                    parts.append("\n".join(lines))
-                    parts.append("\n")
+                parts.append(text)
     return "".join(parts).encode()
+
+
+def _render_block(block: SeriesBlock) -> list[tuple[str, str]]:
+    """(family name, its text) for each family of the block with a value.
+    Call with the block's lock held."""
+    prepared = block.layout_cache.get("text")
+    if prepared is None:
+        prepared = block.layout_cache["text"] = _prepare(block)
+    values = block.value
+    out = []
+    for name, header, idx, prefixes in prepared:
+        # repr() is format_value() for finite values; NaN (no sample) is left out
+        lines = [p + (repr(v) if v - v == 0.0 else format_value(v))
+                 for p, v in zip(prefixes, [values[i] for i in idx]) if v == v]
+        if lines:
+            out.append((name, header + "\n".join(lines) + "\n"))
+    return out
 
 
 class _Handler(BaseHTTPRequestHandler):
     store: SeriesStore  # set on the subclass made per server
+    refresh: Refresh | None
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         path = self.path.split("?", 1)[0]
         if path == "/":
             body, ctype = b'<html><body><a href="/metrics">/metrics</a></body></html>\n', "text/html"
         elif path == "/metrics":
+            if self.refresh is not None:
+                self.refresh(MAX_AGE, wait_budget(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds")))
             body, ctype = render(self.store), CONTENT_TYPE
         else:
             self.send_error(404)
@@ -105,10 +142,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class MetricsServer:
-    """The HTTP listener; ``port`` is the bound port (useful with port 0)."""
+    """The HTTP listener; ``port`` is the bound port (useful with port 0).
+    ``refresh`` (the scheduler's) is called before each scrape is rendered."""
 
-    def __init__(self, host: str, port: int, store: SeriesStore) -> None:
-        handler = type("Handler", (_Handler,), {"store": store})
+    def __init__(self, host: str, port: int, store: SeriesStore,
+                 refresh: Refresh | None = None) -> None:
+        handler = type("Handler", (_Handler,), {
+            "store": store, "refresh": staticmethod(refresh) if refresh is not None else None})
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_class = type("Server", (ThreadingHTTPServer,),
                             {"address_family": family, "daemon_threads": True})

@@ -14,8 +14,12 @@ if [ "$purpose" = test ] || [ "$purpose" = bench ]; then
   # prometheus: a real server scrapes the agent in the integration tests;
   # systemd: systemd-analyze verifies the unit file;
   # openipmi, libopenipmi-dev: the ipmi_sim BMC simulator the BMC tests talk
-  # to, and the headers of its test extension; ipmitool: the cross-checks.
-  packages+=(prometheus systemd openipmi libopenipmi-dev ipmitool)
+  # to, and the headers of its test extension; ipmitool: the cross-checks;
+  # prometheus-node-exporter: the real node_exporter the agent is compared
+  # with side by side, and bench/bench_node.py's baseline (the tests start
+  # their own on a free loopback port; on a host with systemd the package
+  # also starts its service on :9100).
+  packages+=(prometheus systemd openipmi libopenipmi-dev ipmitool prometheus-node-exporter)
 fi
 if [ "$purpose" = bench ]; then
   # What operators run today, for bench/bench_ipmi.py's comparison.

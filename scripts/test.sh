@@ -12,6 +12,8 @@ export HOSTAGENT_REQUIRE_IPMISIM=1
 # make namespaces must not pass by skipping them.  A kernel without a link
 # kind (bond, vlan, dummy) still skips just that test.
 export HOSTAGENT_REQUIRE_NETNS=1
+# The side-by-side and dashboard tests need node_exporter (installed above).
+export HOSTAGENT_REQUIRE_NODE_EXPORTER=1
 # Imports go one way (.importlinter, docs/architecture.md "Layers"): a wrong
 # import fails here, before any test runs.
 .venv/bin/lint-imports --no-cache

@@ -85,7 +85,8 @@ def _expected_present(name: str) -> bool:
     """What this host has, read independently of the collectors."""
     return {
         "ipmi": False,  # no [[bmc.targets]] in a bare context: absent, not failing
-        "textfile": False,  # no directory configured
+        "gpu": False,  # built without the gpu feature's hub: absent, not failing
+        "textfile": True,  # no directory configured: node_textfile_scrape_error 0 only
         "pressure": os.path.isdir("/proc/pressure"),
         "hwmon": _any("/sys/class/hwmon/hwmon*/temp*_input", "/sys/class/hwmon/hwmon*/device/temp*_input"),
         "os": _any("/etc/os-release", "/usr/lib/os-release"),

@@ -97,3 +97,23 @@ def test_series_count_is_what_metrics_serves():
     assert sum(len(b) for b in store.blocks()) == 9  # series held: what it counted before
     store.set_visible("e", False)  # its collector fails: its series go stale, kept for later
     assert store.series_count() == sample_lines(store) == 6
+
+
+def test_a_scrape_asks_for_fresh_values_within_its_timeout():
+    import urllib.request
+
+    from agent.exposition import MAX_AGE, MetricsServer, wait_budget
+
+    calls = []
+    server = MetricsServer("127.0.0.1", 0, SeriesStore(retention=60),
+                           lambda max_age, budget: calls.append((max_age, budget)))
+    try:
+        req = urllib.request.Request(f"http://127.0.0.1:{server.port}/metrics",
+                                     headers={"X-Prometheus-Scrape-Timeout-Seconds": "1"})
+        urllib.request.urlopen(req, timeout=5).read()
+        urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5).read()
+    finally:
+        server.close()
+    assert calls == [(MAX_AGE, 0.75)]  # only /metrics; 1 s timeout less the send margin
+    assert wait_budget(None) == wait_budget("junk") == wait_budget("-1") == 4.75
+    assert wait_budget("0.4") == 0.2 and wait_budget("120") == 4.75

@@ -274,3 +274,125 @@ def test_reload_never_runs_a_collector_twice_at_once(sched, clock):
     # it starts as soon as the old run ends, then keeps its new interval
     assert slow.times == [0, 5, 7, 9]
     assert slow.most == 1
+
+
+# -- fresh values for a scrape (Scheduler.refresh) -------------------------
+class Counting:
+    """A counter that counts its runs; records the scheduler time of each."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.times: list[float] = []
+
+    def collect(self, batch):
+        self.times.append(self.clock())
+        batch.counter(RUNS, len(self.times))
+
+
+def block(sched, name):
+    return {b.collector: b for b in sched.store.blocks()}[name]
+
+
+def scrape(sched, clock, max_age=0.25):
+    sched.refresh(max_age, 2.0)
+    return block(sched, "c").rows()[0].value
+
+
+def test_a_scrape_runs_on_scrape_collectors_older_than_max_age(sched, clock):
+    fresh, lazy = Counting(clock), Counting(clock)
+    sched.set_collectors([CollectorSpec("c", fresh, 5.0, 4.0, on_scrape=True),
+                          CollectorSpec("lazy", lazy, 5.0, 4.0)])
+    sched.start()
+    run_until(sched, clock, 0.0)
+    assert fresh.times == [0.0] and lazy.times == [0.0]
+    assert scrape(sched, clock) == 1  # 0 s old: served as is
+    clock.advance(1.0)
+    assert scrape(sched, clock) == 2  # 1 s old: run now, and the scrape waits for it
+    assert scrape(sched, clock) == 2  # a second scrape at the same instant shares it
+    assert fresh.times == [0.0, 1.0] and lazy.times == [0.0]  # lazy keeps its interval
+
+
+def test_scrape_runs_between_scheduled_ones_write_no_history(sched, clock):
+    """Scrapes every second, interval 5 s: every scrape sees a new value, the
+    history and rates keep the 5 s cadence, and the scheduled runs coincide
+    with scrapes instead of adding runs."""
+    c = Counting(clock)
+    sched.set_collectors([CollectorSpec("c", c, 5.0, 4.0, on_scrape=True)])
+    sched.start()
+    values = []
+    for t in range(0, 21):
+        run_until(sched, clock, float(t))
+        values.append(scrape(sched, clock))
+    assert values == list(range(1, 22))  # fresh at each scrape
+    assert len(c.times) == 21  # one run per scrape, no extra scheduled ones
+    b = block(sched, "c")
+    assert b.count == 5  # history slots: the full runs at 0, 5, 10, 15, 20
+    assert b.prev_raw[0] == 21  # the last full run (t=20) is the 21st
+
+def test_scrapes_slower_than_the_interval_add_no_runs(sched, clock):
+    """Interval 5 s, scrapes every 15 s: three runs per 15 s, not four; a
+    scrape that lands on a scheduled run shares it."""
+    c = Counting(clock)
+    sched.set_collectors([CollectorSpec("c", c, 5.0, 4.0, on_scrape=True)])
+    sched.start()
+    for t in (0.0, 15.0, 30.0, 45.0):
+        run_until(sched, clock, t)
+        scrape(sched, clock)
+    assert c.times == [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0]
+    # A scrape off the schedule: one light run, and the schedule stays put.
+    run_until(sched, clock, 47.0)
+    scrape(sched, clock)
+    run_until(sched, clock, 50.0)
+    assert c.times[-2:] == [47.0, 50.0]
+    assert block(sched, "c").count == 11  # 0..50 every 5 s
+
+
+def test_concurrent_scrapes_share_one_run_and_never_overlap(sched, clock):
+    class Slow:
+        def __init__(self):
+            self.running = self.most = self.runs = 0
+            self.gate = threading.Event()
+            self.lock = threading.Lock()
+
+        def collect(self, batch):
+            with self.lock:
+                self.running += 1
+                self.runs += 1
+                self.most = max(self.most, self.running)
+            if self.runs > 1:
+                self.gate.wait(5)
+            with self.lock:
+                self.running -= 1
+            batch.counter(RUNS, self.runs)
+
+    slow = Slow()
+    sched.set_collectors([CollectorSpec("c", slow, 5.0, 4.0, on_scrape=True)])
+    sched.start()
+    run_until(sched, clock, 1.0)
+    threads = [threading.Thread(target=sched.refresh, args=(0.25, 5.0)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: slow.runs == 2)
+    time.sleep(0.05)
+    slow.gate.set()
+    for t in threads:
+        t.join(5)
+    assert slow.runs == 2 and slow.most == 1
+    assert block(sched, "c").rows()[0].value == 2  # every scraper waited for the shared run
+
+
+def test_a_hung_or_failing_collector_does_not_hold_a_scrape(sched, clock):
+    hangs, raises = Hangs(), Raises(clock)
+    sched.set_collectors([CollectorSpec("hangs", hangs, 5.0, 2.0, on_scrape=True),
+                          CollectorSpec("raises", raises, 5.0, 4.0, on_scrape=True)])
+    sched.start()
+    try:
+        assert wait_for(lambda: hangs.runs == 1)
+        run_until(sched, clock, 1.0, stuck={"hangs"})
+        t0 = time.monotonic()
+        sched.refresh(0.25, 0.3)  # waits for the stuck run at most its budget
+        assert 0.25 < time.monotonic() - t0 < 2.0
+        assert hangs.runs == 1  # never a second run beside the stuck one
+        assert raises.times == [0.0]  # failing: left to its backoff, not run per scrape
+    finally:
+        hangs.release.set()

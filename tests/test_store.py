@@ -190,3 +190,39 @@ def test_fresh_marks_of_a_layout_survive_a_discarded_run():
     b.add_prepared(new, raw=array("Q", [9_000_200]))
     store.ingest("c", b, mono=2.0)
     assert rows(store)[("test_bytes_total", ("eth0",))].rate == 100.0
+
+
+def test_a_light_ingest_replaces_values_only():
+    """A run a scrape asked for between two scheduled ones: its values are
+    served, but history, rates and counter state keep the interval."""
+    from array import array
+
+    from agent.telemetry.model import PreparedLayout
+
+    store = SeriesStore(retention=60)
+    store.configure("c", 5.0)
+    store.ingest("c", batch(bytes={"eth0": 1000}, temp={"cpu": 40.0}, ticks=100), mono=0.0)
+    store.ingest("c", batch(bytes={"eth0": 1500}, temp={"cpu": 41.0}, ticks=600), mono=5.0)
+    for t, n in ((6.0, 1600), (7.0, 1700)):
+        store.ingest("c", batch(bytes={"eth0": n}, temp={"cpu": 50.0}, ticks=700), mono=t, full=False)
+    got = rows(store)
+    assert got[("test_bytes_total", ("eth0",))].value == 1700  # served fresh
+    assert got[("test_temp_celsius", ("cpu",))].value == 50.0
+    assert got[("test_seconds_total", ())].value == 7.0  # scaled as in a full ingest
+    assert got[("test_bytes_total", ("eth0",))].rate == 100.0  # still the 0..5 s rate
+    block = store.blocks()[0]
+    assert block.count == 2 and block.last_mono == 5.0
+    store.ingest("c", batch(bytes={"eth0": 2500}, temp={"cpu": 40.0}, ticks=700), mono=10.0)
+    assert rows(store)[("test_bytes_total", ("eth0",))].rate == 200.0  # 1500 -> 2500 over 5 s
+    assert block.count == 3
+    # A light batch with other series is ingested in full (rare: a new interface).
+    store.ingest("c", batch(bytes={"eth0": 2600, "eth1": 1}), mono=11.0, full=False)
+    assert block.count == 4
+    # Prepared segments (netdev) take the same path without copying.
+    layout = PreparedLayout([(BYTES, (f"tap{i}",)) for i in range(3)])
+    for t, full in ((0.0, True), (1.0, False)):
+        b = Batch()
+        b.add_prepared(layout, raw=array("Q", [int(t * 10) + i for i in range(3)]))
+        store.ingest("p", b, mono=t, full=full)
+    p = [b for b in store.blocks() if b.collector == "p"][0]
+    assert list(p.value) == [10.0, 11.0, 12.0] and p.count == 1 and list(p.prev_raw) == [0, 1, 2]

@@ -12,7 +12,7 @@ import pytest
 from agent.backends.hostfs import HostFS
 from agent.collectors.textfile import MAX_FILE_BYTES, TextfileCollector
 from agent.exposition_parser import ParseError, parse_text
-from agent.telemetry.collector import CollectorContext, NoData
+from agent.telemetry.collector import CollectorContext
 from agent.telemetry.model import Batch, MetricType
 from tests.helpers import batch_families, batch_raw, batch_values
 
@@ -219,11 +219,12 @@ def test_fifo_directory_and_oversized_files_do_not_block_or_break(tmp_path):
     assert "/tf/sub.prom" in faults
 
 
-def test_missing_directory_is_a_scrape_error_and_no_directory_is_nodata(tmp_path):
+def test_missing_directory_is_a_scrape_error_and_no_directory_is_off(tmp_path):
     values = batch_values(collect(make(tmp_path, "/nowhere", served=lambda: ())))
     assert values == {("node_textfile_scrape_error", ()): 1}
-    with pytest.raises(NoData):
-        collect(make(tmp_path, directory=""))
+    # No directory configured: node_exporter's answer, scrape_error 0 and nothing else.
+    values = batch_values(collect(make(tmp_path, directory="")))
+    assert values == {("node_textfile_scrape_error", ()): 0}
 
 
 def test_served_textfiles_render_back_to_the_same_values():

@@ -35,6 +35,12 @@ TIMEOUTS = FamilyDesc("hostagent_collector_timeouts_total", C,
                       "Runs of the collector that overran their timeout", label_names=("collector",))
 LAST_OK = FamilyDesc("hostagent_collector_last_success_timestamp_seconds", G,
                      "Unix time of the collector's last successful run", "seconds", ("collector",))
+# node_exporter's names for the same two facts, so its dashboards' "scrape" panels work.
+SCRAPE_DURATION = FamilyDesc("node_scrape_collector_duration_seconds", G,
+                             "node_exporter: Duration of a collector scrape.", "seconds",
+                             ("collector",))
+SCRAPE_SUCCESS = FamilyDesc("node_scrape_collector_success", G,
+                            "node_exporter: Whether a collector succeeded.", label_names=("collector",))
 SERIES = FamilyDesc("hostagent_series", G,
                     "Series served on /metrics (visible collectors, with a value)")
 EVENTS = FamilyDesc("hostagent_events_published_total", C, "Events published on WatchEvents")
@@ -46,6 +52,8 @@ STREAMS = FamilyDesc("hostagent_grpc_active_streams", G, "Open server streams (S
 # memory growth) work unchanged.
 RSS = FamilyDesc("process_resident_memory_bytes", G, "Resident memory size in bytes", "bytes")
 VMS = FamilyDesc("process_virtual_memory_bytes", G, "Virtual memory size in bytes", "bytes")
+VMS_MAX = FamilyDesc("process_virtual_memory_max_bytes", G,
+                     "Maximum amount of virtual memory available in bytes", "bytes")
 CPU = FamilyDesc("process_cpu_seconds_total", C, "Total user and system CPU time spent in seconds",
                  "seconds", scale=1e-6)
 FDS = FamilyDesc("process_open_fds", G, "Number of open file descriptors")
@@ -94,6 +102,8 @@ class AgentCollector:
             batch.counter(ERRORS, st.errors_total, st.name)
             batch.counter(TIMEOUTS, st.timeouts_total, st.name)
             batch.gauge(LAST_OK, st.last_success, st.name)
+            batch.gauge(SCRAPE_DURATION, st.last_duration, st.name)
+            batch.gauge(SCRAPE_SUCCESS, 1 if st.up else 0, st.name)
         batch.gauge(SERIES, self._store.series_count())
         batch.counter(EVENTS, self._events.published_total)
         batch.counter(DROPPED, self._events.dropped_total)
@@ -111,4 +121,7 @@ class AgentCollector:
             batch.counter(CPU, int((times.user + times.system) * 1e6))
             batch.gauge(FDS, self._process.num_fds())
             batch.gauge(MAX_FDS, self._process.rlimit(psutil.RLIMIT_NOFILE)[0])
+            address_space = self._process.rlimit(psutil.RLIMIT_AS)[0]
+            # Unlimited is RLIM_INFINITY, 2^64 - 1, as client_golang reports it.
+            batch.gauge(VMS_MAX, float(2**64 - 1 if address_space < 0 else address_space))
             batch.gauge(THREADS, self._process.num_threads())

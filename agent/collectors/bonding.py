@@ -75,4 +75,4 @@ class BondingCollector:
             batch.gauge(ACTIVE, bond.active, master)
 
 
-COLLECTOR = CollectorInfo(name="bonding", factory=BondingCollector)
+COLLECTOR = CollectorInfo(name="bonding", factory=BondingCollector, on_scrape=True)

@@ -271,4 +271,4 @@ class InfinibandCollector:
                     batch.counter(COUNTERS[key], value, *labels)
 
 
-COLLECTOR = CollectorInfo(name="infiniband", factory=InfinibandCollector)
+COLLECTOR = CollectorInfo(name="infiniband", factory=InfinibandCollector, on_scrape=True)

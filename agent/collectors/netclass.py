@@ -185,5 +185,5 @@ class NetclassCollector:
 # Link attributes change rarely and the layouts are rebuilt only when one does,
 # so a run costs next to nothing: node_exporter's default scrape cadence.
 # The first run dumps every link (1.8 s at 4096 links); later runs are incremental.
-COLLECTOR = CollectorInfo(name="netclass", factory=NetclassCollector, timeout=10.0,
+COLLECTOR = CollectorInfo(name="netclass", factory=NetclassCollector, on_scrape=True, timeout=10.0,
                           options={"namespaces": netns_list})

@@ -232,5 +232,6 @@ class NetdevCollector:
 # Every counter of every interface every second; a shorter history than
 # telemetry.retention, as 25 counters per interface every second would take
 # 0.9 GB for 4096 interfaces at 15 min.
-COLLECTOR = CollectorInfo(name="netdev", factory=NetdevCollector, interval=1.0, retention=120.0,
+COLLECTOR = CollectorInfo(name="netdev", factory=NetdevCollector, on_scrape=True, interval=1.0,
+                          retention=120.0,
                           options={"namespaces": netns_list, "grace": duration})

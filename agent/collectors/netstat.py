@@ -114,13 +114,13 @@ class NetstatCollector:
         except FileNotFoundError:  # IPv6 disabled
             text = ""
         stats.update((s.key, s) for s in parse_snmp6(text))
+        families = self._families
         for key, stat in stats.items():
-            family = self._family(stat)
+            family = families[key] if key in families else self._family(key, stat)
             if family is not None:
                 batch.gauge(family, stat.value)
 
-    def _family(self, stat: NetStat) -> FamilyDesc | None:
-        key = stat.key
+    def _family(self, key: str, stat: NetStat) -> FamilyDesc | None:
         if key not in self._families:
             name = f"node_netstat_{key}"
             wanted = self._fields.search(key) is not None and _NAME_RE.match(name) is not None
@@ -129,4 +129,5 @@ class NetstatCollector:
         return self._families[key]
 
 
-COLLECTOR = CollectorInfo(name="netstat", factory=NetstatCollector, options={"fields": fields_pattern})
+COLLECTOR = CollectorInfo(name="netstat", factory=NetstatCollector, on_scrape=True,
+                          options={"fields": fields_pattern})

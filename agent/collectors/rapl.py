@@ -121,4 +121,4 @@ class RaplCollector:
         return family
 
 
-COLLECTOR = CollectorInfo(name="rapl", factory=RaplCollector)
+COLLECTOR = CollectorInfo(name="rapl", factory=RaplCollector, on_scrape=True)

@@ -90,4 +90,4 @@ class SockstatCollector:
         return family
 
 
-COLLECTOR = CollectorInfo(name="sockstat", factory=SockstatCollector)
+COLLECTOR = CollectorInfo(name="sockstat", factory=SockstatCollector, on_scrape=True)

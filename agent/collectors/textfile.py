@@ -1,6 +1,7 @@
 """Metrics other programs leave in ``<directory>/*.prom`` files, in the
 Prometheus text format (node_exporter's ``textfile`` collector; the
-directory is its ``--collector.textfile.directory``, off when empty).
+directory is its ``--collector.textfile.directory``; when empty only
+``node_textfile_scrape_error 0`` is served, as node_exporter does).
 
 Each file is read in full (at most 4 MiB, UTF-8, a regular file: a FIFO
 named ``x.prom`` cannot block the collector), parsed strictly
@@ -39,7 +40,7 @@ from typing import Collection
 from agent.config_values import optional_path
 from agent.exposition_parser import ParsedFamily, ParseError, parse_text
 from agent.logs import get_logger
-from agent.telemetry.collector import CollectorContext, CollectorInfo, NoData
+from agent.telemetry.collector import CollectorContext, CollectorInfo
 from agent.telemetry.events import Severity
 from agent.telemetry.model import Batch, FamilyDesc, MetricType
 
@@ -87,8 +88,9 @@ class TextfileCollector:
         self._descs: dict[tuple, FamilyDesc] = {}
 
     def collect(self, batch: Batch) -> None:
-        if not self._dir:
-            raise NoData("no textfile directory configured ([collectors.textfile] directory)")
+        if not self._dir:  # off, as node_exporter without a directory: nothing to fail
+            batch.gauge(SCRAPE_ERROR, 0)
+            return
         served = self._served()
         families: dict[str, _Family] = {}
         mtimes: dict[str, int] = {}

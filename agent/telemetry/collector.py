@@ -76,6 +76,12 @@ class CollectorInfo:
     value; an inherited timeout is clamped to the interval).  ``timeout_for``
     computes the default timeout from the whole config (the ipmi collector's
     follows its slowest BMC); it wins over ``timeout`` when it returns a value.
+
+    ``on_scrape``: a ``/metrics`` scrape runs the collector when its values
+    are older than a fraction of a second (node_exporter's model), so
+    Prometheus' ``rate()`` and ``irate()`` are right at any scrape interval.
+    For cheap collectors whose values feed rates (counters); the others keep
+    their interval (docs/architecture.md, "Fresh values for every scrape").
     """
 
     name: str
@@ -85,6 +91,7 @@ class CollectorInfo:
     timeout: float | None = None
     retention: float | None = None
     timeout_for: Callable[[Config], float | None] | None = None
+    on_scrape: bool = False
     options: Mapping[str, Check] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:

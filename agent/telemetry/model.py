@@ -147,9 +147,13 @@ class Batch:
     def __len__(self) -> int:
         return self._size
 
+    # gauge() and counter() run once per sample of every plain collector:
+    # the checks are inlined and the flush skipped when nothing is pending.
     def gauge(self, family: FamilyDesc, value: float, *labels: str) -> None:
-        self._check(family, labels, MetricType.GAUGE)
-        self._flush()
+        if family.type is not MetricType.GAUGE or len(labels) != len(family.label_names):
+            self._check(family, labels, MetricType.GAUGE)
+        if self.segments:
+            self._flush()
         self._plain = True
         self._keys.append((family, labels))
         self._kinds.append(SeriesKind.GAUGE)
@@ -160,8 +164,10 @@ class Batch:
 
     def counter(self, family: FamilyDesc, raw: int, *labels: str) -> None:
         """Add a counter's raw unsigned value (scaled by ``family.scale``)."""
-        self._check(family, labels, MetricType.COUNTER)
-        self._flush()
+        if family.type is not MetricType.COUNTER or len(labels) != len(family.label_names):
+            self._check(family, labels, MetricType.COUNTER)
+        if self.segments:
+            self._flush()
         self._plain = True
         self._keys.append((family, labels))
         self._kinds.append(family.kind)

@@ -9,11 +9,22 @@ overruns its timeout: the collector is then reported down
 the stuck one returns (its late result is discarded).  Failures back off
 exponentially up to ``max_backoff``.
 
+A scrape of ``/metrics`` asks for fresh values (:meth:`Scheduler.refresh`):
+collectors declared ``on_scrape`` whose last run began more than ``max_age``
+ago run now, on their own worker, and the scrape waits for them (bounded by
+its budget and each run's timeout).  Concurrent scrapes share one run; a
+collector never runs twice at once.  A run asked for by a scrape before the
+collector is due is *light*: its values are served but it writes no history
+and moves no rate (``SeriesStore.ingest(full=False)``), so history keeps the
+configured interval however often Prometheus scrapes.  One asked for when the
+collector is due (within ``max_age``) takes the scheduled run's place.
+
 The scheduler loop's heartbeat feeds the systemd watchdog: if the loop stops,
 the pings stop and systemd restarts the agent.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +38,7 @@ from agent.telemetry.store import SeriesStore
 
 log = get_logger(__name__)
 TICK = 0.25  # longest sleep of the scheduler loop (seconds)
+REFRESH_STEP = 0.05  # a scrape starts the next run after this, if the last one has not ended
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class CollectorSpec:
     collector: Collector
     interval: float
     timeout: float
+    on_scrape: bool = False  # a /metrics scrape runs it when its values are older than max_age
 
 
 @dataclass
@@ -64,7 +77,10 @@ class _Runner:
         self.status = CollectorStatus(spec.name, spec.interval, spec.timeout)
         self.next_due = 0.0
         self.started: float | None = None  # monotonic start of the run in flight
-        self.last_start = 0.0
+        self.last_start = -math.inf  # start of the latest run, light or full
+        self.last_full = -math.inf  # start of the latest full run: the schedule's anchor
+        self.full = True  # whether the run in flight is a full one
+        self.finished = 0  # runs ended (a scrape waits for this to pass a mark)
         self.timed_out = False
         self.retired = False
         self.predecessor: "_Runner | None" = None  # replaced runner whose run may still be going
@@ -73,8 +89,11 @@ class _Runner:
                                         daemon=True)
         self._thread.start()
 
-    def trigger(self, now: float) -> None:
+    def trigger(self, now: float, full: bool = True) -> None:
         self.started = self.last_start = now
+        if full:
+            self.last_full = now
+        self.full = full
         self.timed_out = False
         self._wake.set()
 
@@ -106,7 +125,8 @@ class Scheduler:
         self.max_backoff = max_backoff
         self._clock = clock
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        self._cond = threading.Condition(self._lock)  # the loop sleeps on it
+        self._done = threading.Condition(self._lock)  # scrapes waiting for runs sleep on it
         self._runners: dict[str, _Runner] = {}
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -154,6 +174,7 @@ class Scheduler:
             for runner in self._runners.values():
                 runner.retire()
             self._cond.notify_all()
+            self._done.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -163,6 +184,53 @@ class Scheduler:
         forward (tests) would otherwise be noticed only after that sleep."""
         with self._cond:
             self._cond.notify_all()
+
+    def refresh(self, max_age: float, budget: float) -> None:
+        """Bring the ``on_scrape`` collectors' values to at most ``max_age``
+        seconds old and wait for them, at most ``budget`` seconds (wall
+        time).  A run already in flight is waited for, not doubled; a failing
+        collector (backing off), one whose hardware is absent (NoData) or one
+        replaced by a reload is left to its schedule; a run that overruns its
+        timeout stops the wait for it (the loop marks it down and its series
+        are hidden).
+
+        The runs are started one after another, each on its own worker: the
+        next starts when the previous ends, or after ``REFRESH_STEP`` if it
+        is slow (it then goes on beside the others and is waited for at the
+        end), so a scrape never has thirty threads fighting for the GIL."""
+        end = time.monotonic() + budget
+        with self._cond:
+            if self._stop:
+                return
+            marks: list[tuple[_Runner, int]] = []
+            for runner in [r for r in self._runners.values() if r.spec.on_scrape]:
+                if runner.retired or runner.predecessor is not None:
+                    continue
+                if runner.started is not None:
+                    if not runner.timed_out:
+                        marks.append((runner, runner.finished + 1))
+                    continue
+                now = self._clock()
+                if (now - runner.last_start <= max_age or runner.status.consecutive_failures
+                        or not runner.status.present):  # absent hardware: its schedule looks again
+                    continue
+                if time.monotonic() >= end:
+                    break
+                runner.trigger(now, full=now >= runner.next_due - max_age)
+                mark = runner.finished + 1
+                if not self._wait(((runner, mark),), min(end, time.monotonic() + REFRESH_STEP)):
+                    marks.append((runner, mark))
+            self._wait(marks, end)
+
+    def _wait(self, marks, until: float) -> bool:
+        """Wait (lock held) until every run in ``marks`` has ended, timed
+        out or been retired, or until ``until``; True if they all did."""
+        while not all(r.finished >= mark or r.timed_out or r.retired for r, mark in marks):
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            self._done.wait(left)
+        return True
 
     def _loop(self) -> None:
         with self._cond:
@@ -199,10 +267,12 @@ class Scheduler:
     def _finished(self, runner: _Runner, batch: Batch, error: BaseException | None,
                   duration: float) -> None:
         with self._cond:
+            self._done.notify_all()
             if runner.retired:
                 runner.started = None  # lets a successor start (see set_collectors)
                 self._cond.notify_all()
                 return
+            runner.finished += 1
             status = runner.status
             status.runs_total += 1
             status.last_duration = duration
@@ -223,7 +293,7 @@ class Scheduler:
                 self._failed(runner, f"{type(error).__name__}: {error}")
             else:
                 try:
-                    self.store.ingest(status.name, batch)
+                    self.store.ingest(status.name, batch, full=runner.full)
                 except Exception as exc:  # a collector produced an invalid batch
                     self._failed(runner, f"bad batch: {exc}")
                 else:
@@ -232,16 +302,18 @@ class Scheduler:
                     status.present = True
                     self._succeeded(runner)
             runner.next_due = self._next_due(runner)
-            self._cond.notify_all()
+            # The loop is not woken: the next run is due an interval from now,
+            # and it looks again within TICK anyway.  Waking it at every end
+            # (thirty per scrape) cost more than the runs' own bookkeeping.
 
     def _next_due(self, runner: _Runner) -> float:
         interval = runner.spec.interval
         now = self._clock()
         failures = runner.status.consecutive_failures
         if failures <= 1:
-            # Fixed rate: one interval after this run began; a run that took
-            # longer than its interval is followed at once.
-            return max(runner.last_start + interval, now)
+            # Fixed rate: one interval after the last full run began; a run
+            # that took longer than its interval is followed at once.
+            return max(runner.last_full + interval, now)
         return now + min(interval * 2 ** (failures - 1), max(self.max_backoff, interval))
 
     def _succeeded(self, runner: _Runner) -> None:

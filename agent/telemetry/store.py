@@ -63,6 +63,7 @@ class SeriesBlock:
         self.last_mono = -math.inf
         self.resets_total = 0
         self.visible = True  # false while the collector is failing: series go stale
+        self.version = 0  # bumped at every ingest: what /metrics rendered is still valid while equal
         # Derived from the layout (the keys); cleared whenever it changes.
         self.layout_cache: dict[str, object] = {}
         self.layout: tuple[object, ...] | None = None  # Batch.layout of the last ingest
@@ -70,10 +71,20 @@ class SeriesBlock:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def ingest(self, batch: Batch, wall: float, mono: float) -> None:
+    def ingest(self, batch: Batch, wall: float, mono: float, full: bool = True) -> None:
+        """Fold one collection in.  ``full=False`` (a run a scrape asked for
+        between two scheduled ones) only replaces the values: no history
+        slot, no rate, no counter state, so history and rates keep the
+        collector's interval.  A light batch whose series changed is
+        ingested in full."""
         with self.lock:
+            self.version += 1
             layout = batch.layout
             same = layout is not None and layout == self.layout
+            if not full and self.count and not batch.fresh and (same or batch.keys == self.keys):
+                self._ingest_values(batch, same)
+                self.last_wall = wall
+                return
             if not same:
                 if batch.keys != self.keys:
                     self._relayout(batch)
@@ -110,6 +121,23 @@ class SeriesBlock:
                 layout.kinds, raw, vals, layout.scales, prev[off:end], has[off:end], dt,
                 hist[off * cap:end * cap], cap, col, value[off:end], rate[off:end])
             off = end
+
+    def _ingest_values(self, batch: Batch, same: bool) -> None:
+        """Values only, by the same kernel on scratch state: no previous
+        sample (so no rate), a one-slot history that is thrown away."""
+        def values(kinds, raw, vals, scales, out) -> None:
+            n = len(kinds)
+            core.ingest_column(kinds, raw, vals, scales, array("Q", bytes(8 * n)),
+                               array("B", bytes(n)), 0.0, array("d", bytes(8 * n)), 1, 0,
+                               out, array("d", bytes(8 * n)))
+        if same and batch.segments_only:
+            value, off = memoryview(self.value), 0
+            for layout, raw, vals in batch.segments:
+                end = off + len(layout.keys)
+                values(layout.kinds, raw, vals, layout.scales, value[off:end])
+                off = end
+        else:
+            values(batch.kinds, batch.raw, batch.value, batch.scales, self.value)
 
     def _relayout(self, batch: Batch) -> None:
         """The set of series changed: keep the state of series that stayed."""
@@ -227,7 +255,7 @@ class SeriesStore:
         block.resize(cap)
 
     def ingest(self, collector: str, batch: Batch, wall: float | None = None,
-               mono: float | None = None) -> None:
+               mono: float | None = None, full: bool = True) -> None:
         with self._lock:
             block = self._blocks.get(collector)
             if block is None:
@@ -235,7 +263,7 @@ class SeriesStore:
                 block = self._blocks[collector] = SeriesBlock(
                     collector, history_slots(self.retention_of(collector), interval))
         block.ingest(batch, time.time() if wall is None else wall,
-                     time.monotonic() if mono is None else mono)
+                     time.monotonic() if mono is None else mono, full)
         block.visible = True
 
     def set_visible(self, collector: str, visible: bool) -> None:

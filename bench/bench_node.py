@@ -1,0 +1,172 @@
+"""Whole-process CPU of the agent against node_exporter, both with their
+default collectors, scraped alike, over the same window (issue 12).
+
+    .venv/bin/python bench/bench_node.py [--runs 3] [--window-15s 120] [--window-1s 30]
+
+Starts Debian's node_exporter (prometheus-node-exporter, default flags) and
+the agent (``python -m agent serve``, default config: 5 s collection, gRPC on
+loopback) on free loopback ports.  One scraper thread scrapes both at the
+same instants, as Prometheus would (``Accept-Encoding: gzip``, the scrape
+timeout header); CPU is utime + stime of each whole process from
+/proc/PID/stat, taken at the start and end of each window, after a warm-up.
+Scenarios: 15 s scrape with the agent at its default interval; 15 s scrape
+with the agent's interval at 15 s (``[telemetry] interval``); 1 s scrape.
+Prints, per scenario, the median (min-max) over ``--runs`` windows of each
+process' CPU in % of one core and the agent/node_exporter ratio.  Targets
+(docs/benchmarks.md): at 15 s <= 0.5x node_exporter, at 1 s <= 1x.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def scrape(url: str, timeout: float) -> None:
+    req = urllib.request.Request(url, headers={
+        "Accept-Encoding": "gzip", "X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}"})
+    with urllib.request.urlopen(req, timeout=timeout + 5) as resp:
+        resp.read()
+
+
+def wait_http(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            scrape(url, 10)
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{url} never answered")
+            time.sleep(0.2)
+
+
+class Exporters:
+    """node_exporter and the agent, started fresh per scenario."""
+
+    def __init__(self, agent_interval: str | None) -> None:
+        exe = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+        if exe is None:
+            sys.exit("node_exporter not installed: scripts/bootstrap.sh bench")
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench_node."))
+        ne_port, ag_port = free_port(), free_port()
+        self.ne = subprocess.Popen([exe, f"--web.listen-address=127.0.0.1:{ne_port}"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmd = [sys.executable, "-m", "agent", "serve", "--grpc-listen", "127.0.0.1:0",
+               "--metrics-listen", f"127.0.0.1:{ag_port}", "--grpc-socket", str(self.tmp / "s"),
+               "--state-dir", str(self.tmp / "state")]
+        if agent_interval:
+            (self.tmp / "agent.toml").write_text(f'[telemetry]\ninterval = "{agent_interval}"\n')
+            cmd += ["--config", str(self.tmp / "agent.toml")]
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        self.agent = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+        self.urls = {"node_exporter": f"http://127.0.0.1:{ne_port}/metrics",
+                     "agent": f"http://127.0.0.1:{ag_port}/metrics"}
+        wait_http(self.urls["node_exporter"], self.ne)
+        wait_http(self.urls["agent"], self.agent)
+        self.pids = {"node_exporter": self.ne.pid, "agent": self.agent.pid}
+
+    def close(self) -> None:
+        for proc in (self.agent, self.ne):
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def scenario(agent_interval: str | None, scrape_every: float, window: float, runs: int,
+             warmup: float) -> dict[str, list[float]]:
+    """CPU % of one core per window, for each process."""
+    ex = Exporters(agent_interval)
+    stop = threading.Event()
+    timeout = min(10.0, scrape_every)
+
+    def scraper() -> None:
+        next_at = time.monotonic()
+        while not stop.is_set():
+            for url in ex.urls.values():
+                try:
+                    scrape(url, timeout)
+                except OSError as exc:
+                    print(f"scrape {url} failed: {exc}", file=sys.stderr)
+            next_at += scrape_every
+            stop.wait(max(0.0, next_at - time.monotonic()))
+
+    thread = threading.Thread(target=scraper, daemon=True)
+    thread.start()
+    out: dict[str, list[float]] = {name: [] for name in ex.pids}
+    try:
+        time.sleep(warmup)
+        for _ in range(runs):
+            c0 = {n: cpu_seconds(p) for n, p in ex.pids.items()}
+            t0 = time.monotonic()
+            time.sleep(window)
+            dt = time.monotonic() - t0
+            for n, p in ex.pids.items():
+                out[n].append(100 * (cpu_seconds(p) - c0[n]) / dt)
+    finally:
+        stop.set()
+        thread.join(timeout + 6)
+        ex.close()
+    return out
+
+
+def show(title: str, res: dict[str, list[float]], target: float) -> None:
+    def fmt(v: list[float]) -> str:
+        return f"{statistics.median(v):6.3f}% ({min(v):.3f}-{max(v):.3f})"
+    ratios = [a / n if n else float("inf") for a, n in zip(res["agent"], res["node_exporter"])]
+    verdict = "met" if statistics.median(ratios) <= target else "MISSED"
+    print(f"{title:42} agent {fmt(res['agent'])}  node_exporter {fmt(res['node_exporter'])}  "
+          f"ratio {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
+          f"target <= {target:g}: {verdict}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--window-15s", type=float, default=120.0, help="seconds per 15 s-scrape window")
+    ap.add_argument("--window-1s", type=float, default=30.0, help="seconds per 1 s-scrape window")
+    ap.add_argument("--only", choices=("15s", "15s-interval", "1s"), action="append")
+    args = ap.parse_args()
+    only = set(args.only or ("15s", "15s-interval", "1s"))
+    print(f"{os.cpu_count()} CPUs; {args.runs} windows per scenario", flush=True)
+    if "15s" in only:
+        show("15 s scrape, agent interval 5 s (default)",
+             scenario(None, 15.0, args.window_15s, args.runs, 20.0), 0.5)
+    if "15s-interval" in only:
+        show("15 s scrape, agent interval 15 s",
+             scenario("15s", 15.0, args.window_15s, args.runs, 20.0), 0.5)
+    if "1s" in only:
+        show("1 s scrape, agent interval 5 s (default)",
+             scenario(None, 1.0, args.window_1s, args.runs, 5.0), 1.0)
+
+
+if __name__ == "__main__":
+    main()
