@@ -170,3 +170,123 @@ def encode_samples(label_blobs, const int64_t[::1] idx not None,
     if p != end:
         raise RuntimeError("encode_samples: a column changed while it was read")
     return out
+
+
+# -- the same, over packed labels and without the GIL --------------------------
+# GetMetrics' path: every series' labels in one bytes object with int64
+# offsets, so that both passes read typed memory only and run without the GIL
+# (other API calls and scrapes go on meanwhile); only the allocation of the
+# result takes it.  The caller holds the block's lock, so ingest cannot change
+# the columns meanwhile; the write pass still checks the room left.
+
+cdef enum:
+    _BAD_NONE = 0
+    _BAD_IDX = 1
+    _BAD_OFF = 2
+    _BAD_COUNT = 3
+    _BAD_SIZE = 4
+
+
+cdef inline bint _count_ok(double c) noexcept nogil:
+    return c == c and not isinf(c) and c > -1.0 and c < 18446744073709551616.0
+
+
+def encode_samples_packed(const unsigned char[::1] labels not None,
+                          const int64_t[::1] label_off not None,
+                          const int64_t[::1] idx not None,
+                          const double[::1] value not None, const double[::1] rate not None,
+                          stats, bytes time_field not None):
+    """``encode_samples`` with series ``i``'s labels at
+    ``labels[label_off[i]:label_off[i + 1]]``: same contract and bytes as
+    ``kernels_py.encode_samples_packed``.  Both passes run without the GIL."""
+    if not _DOUBLES_LITTLE_ENDIAN:
+        raise NotImplementedError("encode_samples copies doubles as they lie in memory, "
+                                  "which needs a little-endian host; use kernels_py")
+    cdef Py_ssize_t n = value.shape[0]
+    if rate.shape[0] < n:
+        raise _short("rate", rate.shape[0], f"len(value) = {n}")
+    if label_off.shape[0] < n + 1:
+        raise _short("label_off", label_off.shape[0], f"len(value) + 1 = {n + 1}")
+    cdef const double[::1] st
+    cdef bint with_stats = stats is not None
+    if with_stats:
+        st = stats
+        if st.shape[0] // _WIDTH < n:
+            raise _short("stats", st.shape[0], f"len(value) * STATS_WIDTH = {n} * {_WIDTH}")
+    else:
+        st = value  # never read
+
+    cdef Py_ssize_t m = idx.shape[0], j = 0, i, body, stats_size = 0, total = 0
+    cdef Py_ssize_t blob_len = labels.shape[0]
+    cdef Py_ssize_t time_size = PyBytes_GET_SIZE(time_field)
+    cdef int bad = _BAD_NONE
+    with nogil:  # validate, and size each sample
+        for j in range(m):
+            if not 0 <= idx[j] < n:
+                bad = _BAD_IDX
+                break
+            i = <Py_ssize_t>idx[j]
+            if not 0 <= label_off[i] <= label_off[i + 1] <= blob_len:
+                bad = _BAD_OFF
+                break
+            if with_stats:
+                if not _count_ok(st[i * _WIDTH + _WIDTH - 1]):
+                    bad = _BAD_COUNT
+                    break
+                stats_size = _stats_size(<uint64_t>st[i * _WIDTH + _WIDTH - 1])
+            body = _body_size(label_off[i + 1] - label_off[i], time_size, rate[i] == rate[i],
+                              with_stats, stats_size)
+            body += 1 + _varint_size(body)
+            if body > PY_SSIZE_T_MAX - total:
+                bad = _BAD_SIZE
+                break
+            total += body
+    if bad == _BAD_IDX:
+        raise IndexError(f"idx[{j}] = {idx[j]} is not a series: needs 0 <= i < {n}")
+    if bad == _BAD_OFF:
+        raise ValueError(f"label_off of series {idx[j]} runs outside labels or decreases")
+    if bad == _BAD_COUNT:
+        _count(st[idx[j] * _WIDTH + _WIDTH - 1])  # raises the twin's exception
+    if bad == _BAD_SIZE:
+        raise MemoryError("encoded samples would not fit one bytes object")
+
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
+    cdef char *p = PyBytes_AS_STRING(out)
+    cdef char *end = p + total
+    cdef const char *time_data = PyBytes_AS_STRING(time_field)
+    cdef const unsigned char *lab = &labels[0] if blob_len else <const unsigned char *>time_data
+    cdef uint64_t count = 0
+    cdef Py_ssize_t o = 0, f, blob_size
+    cdef bint has_rate, overrun = False
+    with nogil:  # write: the same walk, every check already passed
+        for j in range(m):
+            i = <Py_ssize_t>idx[j]
+            blob_size = label_off[i + 1] - label_off[i]
+            has_rate = rate[i] == rate[i]
+            if with_stats:
+                o = i * _WIDTH
+                count = <uint64_t>st[o + _WIDTH - 1]
+                stats_size = _stats_size(count)
+            body = _body_size(blob_size, time_size, has_rate, with_stats, stats_size)
+            if 1 + _varint_size(body) + body > end - p:
+                overrun = True
+                break
+            p[0] = 0x12
+            p = _put_varint(p + 1, body)
+            memcpy(p, lab + label_off[i], blob_size)
+            p += blob_size
+            p = _put_double(p, 0x11, &value[i])
+            if has_rate:
+                p = _put_double(p, 0x19, &rate[i])
+            memcpy(p, time_data, time_size)
+            p += time_size
+            if with_stats:
+                p[0] = 0x2A
+                p = _put_varint(p + 1, stats_size)
+                for f in range(7):
+                    p = _put_double(p, <char>(0x09 + 8 * f), &st[o + f])
+                p[0] = 0x40
+                p = _put_varint(p + 1, count)
+    if overrun or p != end:
+        raise RuntimeError("encode_samples: a column changed while it was read")
+    return out

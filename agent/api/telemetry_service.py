@@ -31,6 +31,7 @@ class TelemetryService(pb_grpc.TelemetryServicer):
         self._query = query
         self._events = events
         self._streams = streams
+        self._families = encode.FamiliesCache()
 
     def ListMetrics(self, request, context):
         selector = compile_selector(list(request.names), [], "names")
@@ -43,7 +44,7 @@ class TelemetryService(pb_grpc.TelemetryServicer):
         window = convert.optional_duration(request, "window", convert.MAX_DURATION_SECONDS)
         self._query.check_window(window, selector=selector)  # bounded by the retention
         now = time.time()
-        return encode.get_metrics_response(encode.encode_families(self._query.store, selector, window), now)
+        return encode.get_metrics_response(self._encode(selector, window), now)
 
     def StreamMetrics(self, request, context):
         selector = convert.selector_from_proto(request.selector)
@@ -69,8 +70,7 @@ class TelemetryService(pb_grpc.TelemetryServicer):
                 now = time.monotonic()
                 if not on_change:
                     sequence += 1
-                    yield encode.stream_update(encode.encode_families(self._query.store, selector, window),
-                                               time.time(), sequence)
+                    yield encode.stream_update(self._encode(selector, window), time.time(), sequence)
                     next_at += interval
                     stream.sleep(next_at - time.monotonic())
                     continue
@@ -93,6 +93,13 @@ class TelemetryService(pb_grpc.TelemetryServicer):
                     yield update
                 next_at += interval
                 stream.sleep(next_at - time.monotonic())
+
+    def _encode(self, selector, window: float | None) -> bytes:
+        """Families as wire bytes; without a window, shared by callers asking
+        for the same series between two collections (``encode.FamiliesCache``)."""
+        if window is None:
+            return self._families.families(self._query.store, selector)
+        return encode.encode_families(self._query.store, selector, window)
 
     def WatchEvents(self, request, context):
         if request.min_severity not in pb.Severity.values():

@@ -173,3 +173,46 @@ def encode_samples(label_blobs, idx, value, rate, stats, time_field: bytes) -> b
         sample = b"".join(body)
         out += [b"\x12", varint(len(sample)), sample]
     return b"".join(out)
+
+
+def encode_samples_packed(labels, label_off, idx, value, rate, stats, time_field: bytes) -> bytes:
+    """:func:`encode_samples` with series ``i``'s labels at
+    ``labels[label_off[i]:label_off[i + 1]]`` (all labels of a layout in one
+    bytes object: what lets the Cython kernel run without the GIL).
+
+    Raises, before writing anything: ValueError when ``rate``/``stats`` have
+    fewer series than ``value``, ``label_off`` fewer than ``len(value) + 1``
+    entries, or a selected series' offsets decrease or run outside
+    ``labels``; IndexError for an ``idx`` entry outside ``range(len(value))``;
+    the count errors of :func:`encode_samples`.
+    """
+    n = len(value)
+    if len(rate) < n:
+        raise ValueError(f"rate has {len(rate)} entries, needs at least len(value) = {n}")
+    if len(label_off) < n + 1:
+        raise ValueError(f"label_off has {len(label_off)} entries, needs at least len(value) + 1 = {n + 1}")
+    if stats is not None and len(stats) // STATS_WIDTH < n:
+        raise ValueError(f"stats has {len(stats)} entries, needs at least "
+                         f"len(value) * STATS_WIDTH = {n} * {STATS_WIDTH}")
+    blobs = {}
+    for j, i in enumerate(idx):
+        if not 0 <= i < n:
+            raise IndexError(f"idx[{j}] = {i} is not a series: needs 0 <= i < {n}")
+        if not 0 <= label_off[i] <= label_off[i + 1] <= len(labels):
+            raise ValueError(f"label_off of series {i} runs outside labels or decreases")
+        if stats is not None:
+            _check_count(stats[i * STATS_WIDTH + STATS_WIDTH - 1])
+        blobs[i] = bytes(labels[label_off[i]:label_off[i + 1]])
+    return encode_samples(blobs, idx, value, rate, stats, time_field)  # it reads only blobs[i in idx]
+
+
+def _check_count(c: float) -> None:
+    """The Cython kernel's errors for a count the wire cannot carry."""
+    if c != c:
+        raise ValueError("stats count is NaN: cannot convert float NaN to integer")
+    if c in (math.inf, -math.inf):
+        raise OverflowError("stats count is infinite: cannot convert float infinity to integer")
+    if c <= -1.0:
+        raise ValueError(f"stats count must not be negative, got {c!r}")
+    if c >= 18446744073709551616.0:
+        raise OverflowError(f"stats count {c!r} does not fit 64 bits")

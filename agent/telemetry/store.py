@@ -17,7 +17,8 @@ import threading
 import time
 from array import array
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from types import MappingProxyType
+from typing import Iterable, Mapping, Sequence
 
 from agent import core
 from agent.telemetry.model import Batch, FamilyDesc
@@ -230,6 +231,8 @@ class SeriesStore:
         self._blocks: dict[str, SeriesBlock] = {}
         self._intervals: dict[str, float] = {}
         self._retentions: dict[str, float] = {}  # per-collector overrides
+        # families(): the visible blocks' layouts it was built from, and it
+        self._families: tuple[list, Mapping[str, tuple[FamilyDesc, str]]] | None = None
 
     def retention_of(self, collector: str) -> float:
         return self._retentions.get(collector, self.retention)
@@ -302,11 +305,37 @@ class SeriesStore:
                 seen.update(family.name for family, _ in groups)
         return count
 
-    def families(self) -> dict[str, tuple[FamilyDesc, str]]:
-        """Family name -> (description, collector name), over visible blocks."""
+    def families(self) -> Mapping[str, tuple[FamilyDesc, str]]:
+        """Family name -> (description, collector name), over visible blocks.
+        Read-only: the same mapping is returned until a block's layout (or
+        the set of visible blocks) changes."""
+        blocks = self.blocks()
+        cached = self._families
+        if cached is not None and len(cached[0]) == len(blocks) and all(
+                b is block and cache is block.layout_cache for (b, cache), block in zip(cached[0], blocks)):
+            return cached[1]
+        key = [(block, block.layout_cache) for block in blocks]
         out: dict[str, tuple[FamilyDesc, str]] = {}
-        for block in self.blocks():
-            with block.lock:
-                for family, _ in block.keys:
-                    out.setdefault(family.name, (family, block.collector))
-        return out
+        for block in blocks:
+            for family in self._block_families(block):
+                out.setdefault(family.name, (family, block.collector))
+        result = MappingProxyType(out)
+        self._families = (key, result)
+        return result
+
+    def family_names_except(self, collector: str) -> set[str]:
+        """Names of the families every other collector holds, whichever block
+        :meth:`families` names as a family's owner: a textfile that published a
+        name first must still see that a collector serves it too."""
+        return {family.name for block in self.blocks() if block.collector != collector
+                for family in self._block_families(block)}
+
+    @staticmethod
+    def _block_families(block) -> list[FamilyDesc]:
+        with block.lock:
+            # Per layout: every GetMetrics checks its names against this,
+            # and walking every key (127k on a big host) took milliseconds.
+            families = block.layout_cache.get("families")
+            if families is None:
+                families = block.layout_cache["families"] = [f for f, _ in block.groups()]
+        return families  # type: ignore[return-value]
