@@ -20,16 +20,14 @@ from typing import Sequence
 
 from agent import __version__, core
 from agent.api.auth import AuthInterceptor
-from agent.api.inventory_service import InventoryService
-from agent.api.operations_service import OperationsService
 from agent.api.server import INVENTORY, TELEMETRY, build_server
 from agent.api.streams import StreamGate
 from agent.api.telemetry_service import TelemetryService
 from agent.backends.hostfs import HostFS
+from agent.collectors import COLLECTORS
 from agent.collectors.agent import AgentCollector
 from agent.config import Config, ConfigError, split_hostport
 from agent.exposition import MetricsServer
-from agent.inventory import InventoryCache
 from agent.feature import Feature, FeatureContext, FeatureInstance, ServiceContext
 from agent.features import FEATURES, declared_collectors, load_agent_config
 from agent.gen.hostagent.v1 import inventory_pb2, operations_pb2
@@ -40,8 +38,8 @@ from agent.operations.reconcile import reconcile, unfinished
 from agent.security.access import Access
 from agent.security.policy import RolesFileError
 from agent.security.tls import TlsError, load_material
-from agent.startup import (StartError, listen_failed, lock_state_dir, make_state_dir,
-                           open_journal, socket_failed)
+from agent.startup import (LazyInventory, LazyServicer, StartError, listen_failed, lock_state_dir,
+                           make_state_dir, open_journal, socket_failed)
 from agent.sdnotify import Notifier
 from agent.telemetry.collector import Collector, CollectorContext, CollectorInfo
 from agent.telemetry.events import EventBus, Severity
@@ -53,6 +51,18 @@ log = get_logger(__name__)
 STREAM_HEADROOM = 4  # worker threads kept for unary calls
 OPERATIONS = operations_pb2.DESCRIPTOR.services_by_name["Operations"]
 PURGE_EVERY = 3600.0  # seconds between purges of old finished operations
+SCRAPE_AGE = 0.25  # what Scheduler.refresh runs for a scrape (docs/architecture.md)
+CATCH_UP = 1.0  # seconds the first API read after an idle spell waits for fresh values
+# The first API read after start waits for the collectors' start-up runs as
+# long as a scrape would: thirty first runs at once (the link watchers load
+# pyroute2 then) take more than CATCH_UP on a loaded host, and a read right
+# after SERVING found no family yet ("unknown metric", INVALID_ARGUMENT).
+FIRST_CATCH_UP = 5.0
+# A collector's first run may take longer than its timeout: it opens netlink
+# sockets and watchers and dumps every link (1.5 s at 4096 interfaces, against
+# netdev's 1 s timeout); a timeout there only logged a collector.failed per start.
+START_ALLOWANCE = 10.0
+_HOST_COLLECTORS = frozenset(c.name for c in COLLECTORS)
 Plugin = Feature  # serve(plugins=...): a feature this build does not list (the tests' Mutator)
 
 
@@ -72,15 +82,17 @@ class Agent:
         self.notifier = Notifier()
         self.events = EventBus()
         self.store = SeriesStore(cfg.telemetry.retention)
-        self.scheduler = Scheduler(self.store, self.events, cfg.telemetry.max_backoff)
+        # Open streams (metrics or events) want every collector on its schedule.
+        self.scheduler = Scheduler(self.store, self.events, cfg.telemetry.max_backoff,
+                                   demand=lambda: self.streams.active > 0)
         self.streams = StreamGate(max(1, cfg.server.max_workers - STREAM_HEADROOM))
-        self.query = MetricsQuery(self.store)
-        self.inventory = InventoryCache(self.hostfs)
+        self.query = _DemandQuery(self.store, self._api_read)
         self._collectors: dict[str, Collector] = {
             "agent": AgentCollector(self.scheduler, self.store, self.events,
                                     lambda: self.streams.active,
                                     lambda: self.access.audit if self.access else None)}
         self._options: dict[str, object] = {}  # options each cached collector was built with
+        self._first_read = True  # no API read yet (FIRST_CATCH_UP)
         self._retiring: list[tuple[str, Collector]] = []
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -100,7 +112,7 @@ class Agent:
         tel = cfg.telemetry
         self.store.configure("agent", tel.interval)
         specs = [CollectorSpec("agent", self._collectors["agent"], tel.interval, tel.timeout,
-                               on_scrape=True)]
+                               on_scrape=True, background=False, first_timeout=START_ALLOWANCE)]
         for name, ccfg in sorted(cfg.collectors.items()):
             if not ccfg.enabled:
                 self._retire_collector(name)
@@ -118,13 +130,25 @@ class Agent:
             ccfg = info.effective(ccfg, cfg)  # the declared interval, timeout and retention
             timing = ccfg.resolve(tel)
             self.store.configure(name, timing.interval, own_retention=ccfg.retention)
+            # The host's collectors run on their schedule only while someone
+            # wants history; the features' (BMC, GPU, flows) always do: they
+            # watch hardware and publish events.
             specs.append(CollectorSpec(name, collector, timing.interval, timing.timeout,
-                                       on_scrape=info.on_scrape))
+                                       on_scrape=info.on_scrape,
+                                       background=name not in _HOST_COLLECTORS,
+                                       first_timeout=START_ALLOWANCE))
         return specs
+
+    def _api_read(self) -> None:
+        """A GetMetrics or a stream: keep history for a retention's length;
+        after an idle spell, bring values to the present first."""
+        if self.scheduler.want(self.cfg.telemetry.retention):
+            first, self._first_read = self._first_read, False
+            self.scheduler.refresh(SCRAPE_AGE, FIRST_CATCH_UP if first else CATCH_UP)
 
     def _families_but(self, collector: str) -> set[str]:
         """Families the store holds from collectors other than ``collector``."""
-        return {f for f, (_, owner) in self.store.families().items() if owner != collector}
+        return self.store.family_names_except(collector)
 
     def _retire_collector(self, name: str) -> None:
         collector = self._collectors.pop(name, None)
@@ -168,7 +192,6 @@ class Agent:
             self._infos.update((c.name, c) for c in instance.collectors())
         self._start_operations()
         specs = self._apply(cfg)
-        self.scheduler.start()
         self._start_grpc()
         for address in self.grpc.addresses:
             log.info("grpc.listening", address=address)
@@ -188,6 +211,10 @@ class Agent:
             self.events.publish(kind, severity, "agent", message, **labels)
         self.notifier.ready(f"serving on {', '.join(self.grpc.addresses) or 'no gRPC listener'}")
         log.info("agent.ready", collectors=",".join(s.name for s in specs))
+        # Collection starts once the API answers: the first runs of thirty
+        # collectors (threads fighting for the GIL) no longer delay SERVING.
+        # A scrape before this runs its collectors itself (refresh).
+        self.scheduler.start()
         self._start_watchdog()
 
     def _start_operations(self) -> None:
@@ -226,11 +253,15 @@ class Agent:
         for _, instance in self._instances:
             instance.add_inventory(inventory)
 
+    def _operations_service(self):
+        from agent.api.operations_service import OperationsService  # at its first call
+        return OperationsService(self.operations)
+
     def _start_grpc(self) -> None:
         cfg = self.cfg
         services = [(TelemetryService(self.query, self.events, self.streams), TELEMETRY),
-                    (InventoryService(self.inventory, self._add_inventory), INVENTORY),
-                    (OperationsService(self.operations), OPERATIONS)]
+                    (LazyInventory(self.hostfs, self._add_inventory), INVENTORY),
+                    (LazyServicer(self._operations_service), OPERATIONS)]
         context = ServiceContext(self.operations, self.access.identify,
                                  lambda who: self.access.policy.role_of(who))
         for _, instance in self._instances:
@@ -260,30 +291,46 @@ class Agent:
         def ping() -> None:
             withheld = False
             while not self._stop.wait(period):
-                # Ping only while the collection loop really turns: a stuck
-                # scheduler lets systemd's watchdog restart us.
-                if self.scheduler.heartbeat_age() < max(2 * period, 2.0):
+                # Ping only while the collection loop wakes when it means to:
+                # a stuck scheduler lets systemd's watchdog restart us.
+                if self.scheduler.lag() < max(2 * period, 2.0):
                     self.notifier.watchdog()
                     withheld = False
                 elif not withheld:
                     withheld = True
-                    log.error("watchdog.withheld", scheduler_age=round(self.scheduler.heartbeat_age(), 1))
+                    log.error("watchdog.withheld", scheduler_lag=round(self.scheduler.lag(), 1))
 
         threading.Thread(target=ping, name="watchdog", daemon=True).start()
         log.info("watchdog.enabled", period=period)
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; SIGHUP reloads.  Returns the exit code."""
+        # The main thread sleeps in a read of the signal wakeup pipe, not in a
+        # polling wait: a signal delivered to any thread writes a byte there,
+        # and the handlers then run here.
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        os.set_blocking(wake_r, True)
+        old_fd = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
         signal.signal(signal.SIGINT, lambda *_: self._stop.set())
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
         try:
-            self.start()
-        except BaseException:
-            self.stop()  # what had started: listeners, the socket file, threads
-            raise
+            try:
+                self.start()
+            except BaseException:
+                self.stop()  # what had started: listeners, the socket file, threads
+                raise
+            self._serve_signals(wake_r)
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            os.close(wake_r)
+            os.close(wake_w)
+        self.stop()
+        return 0
+
+    def _serve_signals(self, wake_r: int) -> None:
         while not self._stop.is_set():
-            self._stop.wait(0.2)
+            os.read(wake_r, 64)  # returns once a signal arrived (handlers have run)
             if self._reload.is_set():
                 self._reload.clear()
                 try:
@@ -291,8 +338,6 @@ class Agent:
                 except Exception:  # noqa: BLE001 - a reload never takes the agent down
                     log.exception("config.reload_failed", action="keeping the running config")
                     self.notifier.ready("reload failed; running with the previous config")
-        self.stop()
-        return 0
 
     def reload(self) -> None:
         self.notifier.reloading()
@@ -362,6 +407,20 @@ class Agent:
             os.close(self._state_lock)  # last: nothing writes the state directory now
             self._state_lock = None
         log.info("agent.stopped", seconds=round(time.monotonic() - t0, 3))
+
+
+class _DemandQuery(MetricsQuery):
+    """The API's reads of the store, each telling the scheduler that
+    someone wants values and history (GetMetrics and StreamMetrics check
+    their names first)."""
+
+    def __init__(self, store: SeriesStore, on_read) -> None:
+        super().__init__(store)
+        self._on_read = on_read
+
+    def check_names(self, selector, field_prefix: str = "selector") -> None:
+        self._on_read()
+        super().check_names(selector, field_prefix)
 
 
 def serve(config_path: str | None, overrides: dict, plugins: Sequence[Feature] = ()) -> int:

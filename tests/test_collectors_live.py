@@ -86,6 +86,7 @@ def _expected_present(name: str) -> bool:
     return {
         "ipmi": False,  # no [[bmc.targets]] in a bare context: absent, not failing
         "gpu": False,  # built without the gpu feature's hub: absent, not failing
+        "flows": False,  # no [sampling] interfaces in a bare context: no hub, absent, not failing
         "textfile": True,  # no directory configured: node_textfile_scrape_error 0 only
         "pressure": os.path.isdir("/proc/pressure"),
         "hwmon": _any("/sys/class/hwmon/hwmon*/temp*_input", "/sys/class/hwmon/hwmon*/device/temp*_input"),

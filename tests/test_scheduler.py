@@ -108,7 +108,9 @@ def settle(sched, stuck=(), timeout=5.0):
                 old = r.predecessor  # a reload's replaced runner, its run maybe still going
                 if r.started is not None or (old is not None and old.started is not None):
                     return name in stuck
-                return r.next_due > now
+                # due, but left to scrapes while nobody wants history
+                idle = not r.spec.background and not sched._wanted(now) and r.last_start > -1e300
+                return r.next_due > now or idle
             if sched.heartbeat == now and all(quiet(n, r) for n, r in sched._runners.items()):
                 return
         time.sleep(0.001)
@@ -396,3 +398,61 @@ def test_a_hung_or_failing_collector_does_not_hold_a_scrape(sched, clock):
         assert raises.times == [0.0]  # failing: left to its backoff, not run per scrape
     finally:
         hangs.release.set()
+
+
+# -- history on demand (background=False) ----------------------------------
+def test_without_demand_only_scrapes_run_a_demand_driven_collector(sched, clock):
+    fresh, cached = Counting(clock), Counting(clock)
+    sched.set_collectors([CollectorSpec("c", fresh, 1.0, 4.0, on_scrape=True, background=False),
+                          CollectorSpec("cached", cached, 5.0, 4.0, background=False)])
+    sched.start()
+    run_until(sched, clock, 10.0)
+    assert fresh.times == [0.0] and cached.times == [0.0]  # the start-up run, then nothing
+    assert scrape(sched, clock) == 2 and fresh.times == [0.0, 10.0]  # fresh at the scrape
+    assert cached.times == [0.0, 10.0]  # due by its interval: run by the scrape too
+    run_until(sched, clock, 12.0)
+    scrape(sched, clock)
+    assert fresh.times[-1] == 12.0 and cached.times == [0.0, 10.0]  # not due again until 15
+    assert block(sched, "c").count == 3  # full runs (due): history at the scrapes' cadence
+
+
+def test_want_keeps_the_schedule_for_its_hold(sched, clock):
+    c = Counting(clock)
+    sched.set_collectors([CollectorSpec("c", c, 1.0, 4.0, on_scrape=True, background=False)])
+    sched.start()
+    run_until(sched, clock, 10.0)
+    assert sched.want(hold=5.0) is True  # it was idle: the caller refreshes
+    assert sched.want(hold=5.0) is False
+    run_until(sched, clock, 20.0)
+    assert c.times == [0.0, 10.0, 11.0, 12.0, 13.0, 14.0]  # every second until 15, then idle
+
+
+def test_first_run_gets_its_start_up_allowance(sched, clock):
+    hangs = Hangs()
+    sched.set_collectors([CollectorSpec("slow_start", hangs, 1.0, 1.0, first_timeout=4.0)])
+    sched.start()
+    try:
+        assert wait_for(lambda: hangs.runs == 1)
+        run_until(sched, clock, 3.5, stuck={"slow_start"})
+        assert status(sched, "slow_start").timeouts_total == 0  # 3.5 s: within the allowance
+        hangs.release.set()
+        run_until(sched, clock, 5.0)
+        assert status(sched, "slow_start").up and status(sched, "slow_start").errors_total == 0
+    finally:
+        hangs.release.set()
+
+
+def test_absent_hardware_is_looked_for_again_every_minute(sched, clock):
+    class CountsAbsent:
+        def __init__(self):
+            self.times = []
+
+        def collect(self, batch):
+            self.times.append(clock())
+            raise NoData("nothing here")
+
+    absent = CountsAbsent()
+    sched.set_collectors([CollectorSpec("absent", absent, 1.0, 1.0)])
+    sched.start()
+    run_until(sched, clock, 130.0)
+    assert absent.times == [0.0, 60.0, 120.0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -261,11 +262,12 @@ def test_the_agent_serves_textfiles_and_refuses_one_that_shadows_its_own_family(
         deadline = time.monotonic() + 15
         while True:
             text = urllib.request.urlopen(agent.metrics_url, timeout=5).read().decode()
-            if ("site_backup_age_seconds 42" in text and "node_textfile_scrape_error 1" in text) \
-                    or time.monotonic() > deadline:
+            # The sample line, not the HELP text that also starts this way.
+            failed = re.search(r"^node_textfile_scrape_error 1(\.0)?$", text, re.MULTILINE)
+            if ("site_backup_age_seconds 42" in text and failed) or time.monotonic() > deadline:
                 break
             time.sleep(0.25)
         assert "site_backup_age_seconds 42" in text
-        assert "node_textfile_scrape_error 1" in text
-        assert "node_load1 99" not in text
+        assert failed, "the shadowing file was served"
+        assert not re.search(r"^node_load1 99", text, re.MULTILINE)
         assert agent.wait_event("textfile.invalid")["file"] == str(d / "shadow.prom")

@@ -19,14 +19,15 @@ one thread at a time.
 from __future__ import annotations
 
 import struct
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from agent.backends.ipmi_session import (LOGIN_LOCK, PolicySession, SessionPolicy, install_wait_fix,
-                                         probe, set_policy)
 from agent.backends.ipmi_model import (BmcIdentity, BootSetting, Health, SelEntry, SelInfo,
                                        SensorKind, SensorReading)
 from agent.errors import AgentError, Unavailable
 from agent.secrets import Secret
+
+if TYPE_CHECKING:
+    from agent.backends.ipmi_session import PolicySession, SessionPolicy
 
 
 class BmcUnreachable(Unavailable):
@@ -92,7 +93,11 @@ class PyghmiBmc:
     the SDR (read once, re-read only when the BMC's repository changed)."""
 
     def __init__(self, host: str, port: int, username: str, password: Secret,
-                 policy: SessionPolicy = SessionPolicy(), privilege: str = "administrator") -> None:
+                 policy: SessionPolicy | None = None, privilege: str = "administrator") -> None:
+        # pyghmi (and the cryptography it uses) loads with the first BMC, not
+        # at every start of an agent without [bmc] targets.
+        from agent.backends.ipmi_session import SessionPolicy, install_wait_fix, set_policy
+        policy = policy if policy is not None else SessionPolicy()
         install_wait_fix()
         self.host, self.port = host, port
         self._user = username.encode()  # bytes: see agent.backends.ipmi_session (2.)
@@ -112,6 +117,8 @@ class PyghmiBmc:
 
     def _login(self) -> PolicySession:
         from pyghmi import exceptions
+
+        from agent.backends.ipmi_session import LOGIN_LOCK, PolicySession, probe
 
         if not probe(self.host, self.port, PROBE_TIMEOUT):
             raise BmcUnreachable(f"no answer from {self.host}:{self.port} (RMCP ping)")

@@ -4,17 +4,23 @@ store size, event bus and process resources (node_exporter's
 
 Built by the daemon with the objects it reads (it has no ``CollectorInfo`` and
 no ``[collectors.agent]`` table), and always enabled.
+
+It runs at every scrape, so it is kept cheap: the per-collector families go
+as one prepared layout (rebuilt only when the set of collectors changes) and
+the process figures come from one read of ``/proc/self/stat`` rather than
+psutil (which also kept psutil out of the start-up imports).
 """
 from __future__ import annotations
 
+import os
 import platform
-from typing import Callable, Protocol
-
-import psutil
+import resource
+from array import array
+from typing import Callable, NamedTuple, Protocol
 
 from agent import __version__, core
 from agent.telemetry.events import EventBus
-from agent.telemetry.model import Batch, FamilyDesc, MetricType
+from agent.telemetry.model import Batch, FamilyDesc, MetricType, PreparedLayout
 from agent.telemetry.scheduler import Scheduler
 from agent.telemetry.store import SeriesStore
 
@@ -76,6 +82,38 @@ class AuditStats(Protocol):
     errors: int
     suppressed_total: int
 
+class SelfStat(NamedTuple):
+    """What ``/proc/self/stat`` says of the process, in the units exported."""
+
+    cpu_seconds: float
+    threads: int
+    start_ticks: int  # clock ticks after boot
+    vms_bytes: int
+    rss_bytes: int
+
+
+def parse_self_stat(text: str, ticks_per_second: int, page_size: int) -> SelfStat:
+    """Parse ``/proc/<pid>/stat`` (proc(5)); the command name may hold spaces
+    or parentheses, so fields are counted from the last ``)``."""
+    f = text.rsplit(")", 1)[1].split()
+    return SelfStat(cpu_seconds=(int(f[11]) + int(f[12])) / ticks_per_second, threads=int(f[17]),
+                    start_ticks=int(f[19]), vms_bytes=int(f[20]), rss_bytes=int(f[21]) * page_size)
+
+
+def boot_time(proc_stat: str) -> float:
+    """``btime`` of ``/proc/stat``: the boot time in seconds since the epoch."""
+    for line in proc_stat.splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    raise ValueError("no btime line in /proc/stat")
+
+
+# The per-collector families, in the order of a prepared layout's rows.
+PER_COLLECTOR = (UP, PRESENT, DURATION, ERRORS, TIMEOUTS, LAST_OK, SCRAPE_DURATION, SCRAPE_SUCCESS)
+_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
 class AgentCollector:
     name = "agent"
 
@@ -87,23 +125,33 @@ class AgentCollector:
         self._events = events
         self._active_streams = active_streams
         self._audit = audit
-        self._process = psutil.Process()
-        self._started = self._process.create_time()
+        with open("/proc/stat") as f:
+            btime = boot_time(f.read())
+        self._started = btime + self._self_stat().start_ticks / _TICKS
+        self._names: tuple[str, ...] = ()
+        self._layout = PreparedLayout([])
+
+    @staticmethod
+    def _self_stat() -> SelfStat:
+        with open("/proc/self/stat") as f:
+            return parse_self_stat(f.read(), _TICKS, _PAGE)
 
     def collect(self, batch: Batch) -> None:
         batch.gauge(BUILD_INFO, 1, __version__, platform.python_version(), core.IMPLEMENTATION)
         batch.gauge(START, self._started)
-        for st in self._scheduler.statuses():
-            if not st.runs_total and not st.timeouts_total:
-                continue  # not run yet: no up=0 (and no alert) at start-up
-            batch.gauge(UP, 1 if st.up else 0, st.name)
-            batch.gauge(PRESENT, 1 if st.present else 0, st.name)
-            batch.gauge(DURATION, st.last_duration, st.name)
-            batch.counter(ERRORS, st.errors_total, st.name)
-            batch.counter(TIMEOUTS, st.timeouts_total, st.name)
-            batch.gauge(LAST_OK, st.last_success, st.name)
-            batch.gauge(SCRAPE_DURATION, st.last_duration, st.name)
-            batch.gauge(SCRAPE_SUCCESS, 1 if st.up else 0, st.name)
+        # not run yet: no up=0 (and no alert) at start-up
+        statuses = [st for st in self._scheduler.statuses() if st.runs_total or st.timeouts_total]
+        names = tuple(st.name for st in statuses)
+        if names != self._names:
+            self._names = names
+            self._layout = PreparedLayout([(fam, (n,)) for n in names for fam in PER_COLLECTOR])
+        raw, value = array("Q"), array("d")
+        for st in statuses:
+            up = 1.0 if st.up else 0.0
+            raw.extend((0, 0, 0, st.errors_total, st.timeouts_total, 0, 0, 0))
+            value.extend((up, 1.0 if st.present else 0.0, st.last_duration, 0.0, 0.0,
+                          st.last_success, st.last_duration, up))
+        batch.add_prepared(self._layout, raw=raw, value=value)
         batch.gauge(SERIES, self._store.series_count())
         batch.counter(EVENTS, self._events.published_total)
         batch.counter(DROPPED, self._events.dropped_total)
@@ -113,15 +161,13 @@ class AgentCollector:
             batch.gauge(AUDIT_HEALTHY, 1 if audit.healthy else 0)
             batch.counter(AUDIT_ERRORS, audit.errors)
             batch.counter(AUDIT_SUPPRESSED, audit.suppressed_total)
-        with self._process.oneshot():
-            memory = self._process.memory_info()
-            batch.gauge(RSS, memory.rss)
-            batch.gauge(VMS, memory.vms)
-            times = self._process.cpu_times()
-            batch.counter(CPU, int((times.user + times.system) * 1e6))
-            batch.gauge(FDS, self._process.num_fds())
-            batch.gauge(MAX_FDS, self._process.rlimit(psutil.RLIMIT_NOFILE)[0])
-            address_space = self._process.rlimit(psutil.RLIMIT_AS)[0]
-            # Unlimited is RLIM_INFINITY, 2^64 - 1, as client_golang reports it.
-            batch.gauge(VMS_MAX, float(2**64 - 1 if address_space < 0 else address_space))
-            batch.gauge(THREADS, self._process.num_threads())
+        stat = self._self_stat()
+        batch.gauge(RSS, stat.rss_bytes)
+        batch.gauge(VMS, stat.vms_bytes)
+        batch.counter(CPU, int(stat.cpu_seconds * 1e6))
+        batch.gauge(FDS, len(os.listdir("/proc/self/fd")))
+        batch.gauge(MAX_FDS, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        address_space = resource.getrlimit(resource.RLIMIT_AS)[0]
+        # Unlimited is RLIM_INFINITY, 2^64 - 1, as client_golang reports it.
+        batch.gauge(VMS_MAX, float(2**64 - 1 if address_space < 0 else address_space))
+        batch.gauge(THREADS, stat.threads)

@@ -28,13 +28,15 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from agent.backends.hostfs import HostFS
-from agent.backends.links import Link, LinkWatcher
 from agent.config_values import netns_list
 from agent.telemetry.collector import CollectorContext, CollectorInfo
 from agent.telemetry.model import Batch, FamilyDesc, MetricType, PreparedLayout
+
+if TYPE_CHECKING:  # the module imports pyroute2: loaded at the first run, not at start
+    from agent.backends.links import Link, LinkWatcher
 
 C, G = MetricType.COUNTER, MetricType.GAUGE
 LABELS = ("device", "netns")
@@ -125,6 +127,8 @@ class NetclassCollector:
         self._closed = False
 
     def _open(self) -> None:
+        from agent.backends.links import LinkWatcher  # pyroute2: 0.1 s a start does not need
+
         spaces: list[_Namespace] = []
         try:
             for ns in self._netns:

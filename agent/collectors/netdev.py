@@ -20,15 +20,17 @@ from __future__ import annotations
 import time
 from array import array
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from agent.backends.links import Link, LinkChange, LinkWatcher
 from agent.backends.netlink import StatsDumper
 from agent.config_values import duration, netns_list
 from agent.core import STATS_FIELDS, parse_stats_dump
 from agent.telemetry.collector import CollectorContext, CollectorInfo
 from agent.telemetry.events import Severity
 from agent.telemetry.model import Batch, FamilyDesc, MetricType, PreparedLayout
+
+if TYPE_CHECKING:  # the module imports pyroute2: loaded at the first run, not at start
+    from agent.backends.links import Link, LinkChange, LinkWatcher
 
 C, G = MetricType.COUNTER, MetricType.GAUGE
 LABELS = ("device", "netns")
@@ -133,6 +135,8 @@ class NetdevCollector:
         self._closed = False
 
     def _open(self) -> None:
+        from agent.backends.links import LinkWatcher  # pyroute2: 0.1 s a start does not need
+
         spaces: list[_Namespace] = []
         try:
             for ns in self._netns:

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence
 
 import grpc
-from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
 
 from agent.config_values import CERT_PREFIX, INSECURE, UNIX_PREFIX
 
@@ -65,6 +63,10 @@ def _first(values: Sequence[bytes] | None) -> str | None:
 def name_from_pem(pem: bytes) -> str | None:
     """URI SAN, else DNS SAN, else subject CN of a PEM certificate; None if
     it has none of them (or is not a certificate)."""
+    # cryptography loads here, at the first TLS peer, not at every start
+    # (a twentieth of a second an agent without [tls] never needs).
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID, NameOID
     try:
         cert = x509.load_pem_x509_certificate(pem)
     except ValueError:

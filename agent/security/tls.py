@@ -24,10 +24,12 @@ import stat
 import threading
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import grpc
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 from agent.logs import get_logger
 
@@ -85,6 +87,7 @@ def _read(path: str, secret: bool = False) -> bytes:
 
 
 def _certificates(path: str, data: bytes) -> list[x509.Certificate]:
+    from cryptography import x509
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
@@ -95,12 +98,16 @@ def _certificates(path: str, data: bytes) -> list[x509.Certificate]:
 
 
 def _spki(public_key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
     return public_key.public_bytes(serialization.Encoding.DER,
                                    serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def load_material(cert_file: str, key_file: str, client_ca_file: str) -> _Material:
     """Read and check the three files; :class:`TlsError` names the first bad one."""
+    # cryptography loads here, when [tls] is configured, not at every start.
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
     chain = _read(cert_file)
     key_pem = _read(key_file, secret=True)
     client_ca = _read(client_ca_file)

@@ -19,7 +19,17 @@ and moves no rate (``SeriesStore.ingest(full=False)``), so history keeps the
 configured interval however often Prometheus scrapes.  One asked for when the
 collector is due (within ``max_age``) takes the scheduled run's place.
 
-The scheduler loop's heartbeat feeds the systemd watchdog: if the loop stops,
+History on demand: a collector declared ``background=False`` keeps its
+schedule only while someone wants its history (:meth:`Scheduler.want`: an
+API read in the last ``hold`` seconds, or an open stream).  Otherwise only
+scrapes run it: an ``on_scrape`` one when its values are older than
+``max_age``, any other when it is due by its interval.  An idle agent that
+nobody scrapes therefore collects nothing and wakes for nothing.
+
+The loop sleeps until the next thing it must do (a run due, a run's
+timeout); whoever changes that (a scrape starting a run, a run ending with
+an earlier due time, ``want``) wakes it.  The systemd watchdog asks
+:meth:`Scheduler.lag` whether the loop woke when it meant to: if it stops,
 the pings stop and systemd restarts the agent.
 """
 from __future__ import annotations
@@ -37,7 +47,8 @@ from agent.telemetry.model import Batch
 from agent.telemetry.store import SeriesStore
 
 log = get_logger(__name__)
-TICK = 0.25  # longest sleep of the scheduler loop (seconds)
+TICK = 0.25  # how often the loop looks while a reload's replaced runner is still running
+ABSENT_RECHECK = 60.0  # seconds between looks for hardware a collector found absent
 REFRESH_STEP = 0.05  # a scrape starts the next run after this, if the last one has not ended
 
 
@@ -48,6 +59,15 @@ class CollectorSpec:
     interval: float
     timeout: float
     on_scrape: bool = False  # a /metrics scrape runs it when its values are older than max_age
+    # False: its schedule runs only while someone wants history (Scheduler.want);
+    # otherwise scrapes run it (on_scrape: when older than max_age; else when due).
+    background: bool = True
+    # The first run's timeout, if longer (opening netlink sockets, a first dump
+    # of thousands of links); None: ``timeout``.
+    first_timeout: float | None = None
+
+    def timeout_of(self, first: bool) -> float:
+        return max(self.timeout, self.first_timeout or 0.0) if first else self.timeout
 
 
 @dataclass
@@ -80,6 +100,7 @@ class _Runner:
         self.last_start = -math.inf  # start of the latest run, light or full
         self.last_full = -math.inf  # start of the latest full run: the schedule's anchor
         self.full = True  # whether the run in flight is a full one
+        self.first = True  # whether the run in flight (or the next) is the first
         self.finished = 0  # runs ended (a scrape waits for this to pass a mark)
         self.timed_out = False
         self.retired = False
@@ -90,6 +111,7 @@ class _Runner:
         self._thread.start()
 
     def trigger(self, now: float, full: bool = True) -> None:
+        self.first = self.last_start == -math.inf
         self.started = self.last_start = now
         if full:
             self.last_full = now
@@ -119,11 +141,15 @@ class _Runner:
 
 class Scheduler:
     def __init__(self, store: SeriesStore, events: EventBus, max_backoff: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 demand: Callable[[], bool] = lambda: False) -> None:
         self.store = store
         self.events = events
         self.max_backoff = max_backoff
         self._clock = clock
+        self._demand = demand  # true while history is wanted regardless of want() (open streams)
+        self._wanted_until = -math.inf  # want(): history wanted until then (scheduler clock)
+        self._wake_at = math.inf  # when the loop means to wake next (scheduler clock)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)  # the loop sleeps on it
         self._done = threading.Condition(self._lock)  # scrapes waiting for runs sleep on it
@@ -160,8 +186,36 @@ class Scheduler:
         with self._lock:
             return [CollectorStatus(**vars(r.status)) for _, r in sorted(self._runners.items())]
 
-    def heartbeat_age(self) -> float:
-        return self._clock() - self.heartbeat
+    def lag(self) -> float:
+        """Seconds the loop is late waking up: 0 while it sleeps before its
+        next deadline (or without one), infinite once its thread has died or
+        when the scheduler's lock stays taken (a run's bookkeeping stuck)."""
+        if self._thread is None or not self._thread.is_alive():
+            return math.inf
+        if not self._lock.acquire(timeout=1.0):
+            return math.inf
+        try:
+            return max(0.0, self._clock() - self._wake_at)
+        finally:
+            self._lock.release()
+
+    def want(self, hold: float) -> bool:
+        """Someone reads history or current values through the API: keep
+        every collector's schedule for ``hold`` seconds more.  True when
+        the schedule of the ``background=False`` collectors was off (their
+        values may be as old as the last scrape: the caller may refresh)."""
+        if self._wanted_until - self._clock() > hold - 1.0:
+            return False  # extended less than a second ago: no lock for every API call
+        with self._cond:
+            now = self._clock()
+            idle = not self._wanted(now)
+            self._wanted_until = max(self._wanted_until, now + hold)
+            if idle:
+                self._cond.notify_all()  # due runs start now
+            return idle
+
+    def _wanted(self, now: float) -> bool:
+        return now < self._wanted_until or self._demand()
 
     # -- loop ------------------------------------------------------------
     def start(self) -> None:
@@ -203,7 +257,8 @@ class Scheduler:
             if self._stop:
                 return
             marks: list[tuple[_Runner, int]] = []
-            for runner in [r for r in self._runners.values() if r.spec.on_scrape]:
+            for runner in [r for r in self._runners.values()
+                           if r.spec.on_scrape or not r.spec.background]:
                 if runner.retired or runner.predecessor is not None:
                     continue
                 if runner.started is not None:
@@ -211,12 +266,20 @@ class Scheduler:
                         marks.append((runner, runner.finished + 1))
                     continue
                 now = self._clock()
-                if (now - runner.last_start <= max_age or runner.status.consecutive_failures
-                        or not runner.status.present):  # absent hardware: its schedule looks again
+                status = runner.status
+                if runner.spec.on_scrape and status.present and not status.consecutive_failures:
+                    if now - runner.last_start <= max_age:
+                        continue
+                elif runner.spec.background or now < runner.next_due - max_age:
+                    # Failing (backing off), absent hardware, or not fresh on
+                    # every scrape: its schedule runs it, or (no schedule while
+                    # nobody wants history) the first scrape once it is due.
                     continue
                 if time.monotonic() >= end:
                     break
                 runner.trigger(now, full=now >= runner.next_due - max_age)
+                if now + runner.spec.timeout_of(runner.first) < self._wake_at:
+                    self._cond.notify_all()  # the loop watches the run's timeout
                 mark = runner.finished + 1
                 if not self._wait(((runner, mark),), min(end, time.monotonic() + REFRESH_STEP)):
                     marks.append((runner, mark))
@@ -233,16 +296,20 @@ class Scheduler:
         return True
 
     def _loop(self) -> None:
+        """Sleep until the next deadline, never on a fixed period: with
+        nothing due (an idle agent nobody scrapes) it does not wake at all."""
         with self._cond:
             while not self._stop:
                 now = self._clock()
                 self.heartbeat = now
-                wait = TICK
+                wanted = self._wanted(now)
+                wait = math.inf
                 for runner in self._runners.values():
-                    wait = min(wait, self._tend(runner, now))
-                self._cond.wait(max(wait, 0.0))
+                    wait = min(wait, self._tend(runner, now, wanted))
+                self._wake_at = now + wait
+                self._cond.wait(None if wait == math.inf else max(wait, 0.0))
 
-    def _tend(self, runner: _Runner, now: float) -> float:
+    def _tend(self, runner: _Runner, now: float, wanted: bool) -> float:
         """Start or time out one runner; return seconds until it next needs us."""
         spec = runner.spec
         if runner.predecessor is not None:
@@ -250,26 +317,32 @@ class Scheduler:
                 return TICK  # wait for the replaced runner's run to end
             runner.predecessor = None
         if runner.started is not None:
-            overrun = now - runner.started - spec.timeout
+            timeout = spec.timeout_of(runner.first)
+            overrun = now - runner.started - timeout
             if overrun < 0:
                 return -overrun
             if not runner.timed_out:
                 runner.timed_out = True
                 runner.status.timeouts_total += 1
-                self._failed(runner, f"timed out after {spec.timeout:g}s")
-            return TICK
+                self._failed(runner, f"timed out after {timeout:g}s")
+            return math.inf  # its late end wakes us (_finished)
+        if not (spec.background or wanted or runner.last_start == -math.inf):
+            # Scrapes run it (refresh); want() wakes us.  Every collector still
+            # runs once at start: absent hardware is logged then, and sockets
+            # and watchers are open before the first scrape.
+            return math.inf
         if now >= runner.next_due:
             runner.trigger(now)
-            return min(spec.timeout, TICK)
+            return spec.timeout_of(runner.first)
         return runner.next_due - now
 
     # -- results (called on the worker thread) ---------------------------
     def _finished(self, runner: _Runner, batch: Batch, error: BaseException | None,
                   duration: float) -> None:
         with self._cond:
-            self._done.notify_all()
             if runner.retired:
                 runner.started = None  # lets a successor start (see set_collectors)
+                self._done.notify_all()
                 self._cond.notify_all()
                 return
             runner.finished += 1
@@ -278,6 +351,9 @@ class Scheduler:
             status.last_duration = duration
             late = runner.timed_out
             runner.started = None
+            if runner.first and duration > runner.spec.timeout and not late:
+                log.info("collector.slow_start", collector=status.name, seconds=round(duration, 3),
+                         timeout=runner.spec.timeout)
             if late:
                 log.warning("collector.late_result_discarded", collector=status.name,
                             duration=round(duration, 3))
@@ -302,13 +378,23 @@ class Scheduler:
                     status.present = True
                     self._succeeded(runner)
             runner.next_due = self._next_due(runner)
-            # The loop is not woken: the next run is due an interval from now,
-            # and it looks again within TICK anyway.  Waking it at every end
-            # (thirty per scrape) cost more than the runs' own bookkeeping.
+            # Scrapes waiting for this run are woken last, just before the lock
+            # is released: woken earlier, each would wait for the lock again.
+            self._done.notify_all()
+            # Wake the loop only when it would otherwise sleep past the next
+            # due time, and only if it will start that run: waking it at every
+            # end (thirty per scrape) cost more than the runs' own bookkeeping.
+            if runner.next_due < self._wake_at and (
+                    runner.spec.background or self._wanted(self._clock())):
+                self._cond.notify_all()
 
     def _next_due(self, runner: _Runner) -> float:
         interval = runner.spec.interval
         now = self._clock()
+        if not runner.status.present:
+            # Absent hardware (NoData) is looked for again less often than the
+            # interval: on a VM a dozen collectors find nothing every time.
+            return max(runner.last_full + max(interval, ABSENT_RECHECK), now)
         failures = runner.status.consecutive_failures
         if failures <= 1:
             # Fixed rate: one interval after the last full run began; a run
