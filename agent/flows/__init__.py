@@ -1,0 +1,1 @@
+"""Packet sampling and per-flow, per-VM traffic accounting (docs/flows.md)."""
