@@ -255,8 +255,9 @@ def test_udev_data_and_disk_names():
 def test_model_mirrors_proto(dc, msg):
     names = {f.name for f in dataclasses.fields(dc)} - {"failed_parts"}
     # NodeInventory.bmcs and .gpus are not read from the host: the service adds
-    # the features' parts (the BMC hub's identities, the GPU hub's facts).
-    assert names == set(msg.DESCRIPTOR.fields_by_name) - {"bmcs", "gpus"}
+    # the features' parts (the BMC hub's identities, the GPU hub's facts), as
+    # Nic.managed (the network feature's managed interfaces).
+    assert names == set(msg.DESCRIPTOR.fields_by_name) - {"bmcs", "gpus", "managed"}
 
 
 def test_role_values_match_proto():

@@ -185,7 +185,7 @@ class BlockDevice(_message.Message):
     def __init__(self, name: _Optional[str] = ..., size_bytes: _Optional[int] = ..., model: _Optional[str] = ..., vendor: _Optional[str] = ..., serial: _Optional[str] = ..., rotational: _Optional[bool] = ..., wwn: _Optional[str] = ..., removable: _Optional[bool] = ..., logical_block_size: _Optional[int] = ..., physical_block_size: _Optional[int] = ..., transport: _Optional[str] = ...) -> None: ...
 
 class Nic(_message.Message):
-    __slots__ = ("name", "mac", "kind", "pci_address", "driver", "firmware_version", "speed_mbps", "mtu", "master", "vf_count", "vf_macs", "numa_node")
+    __slots__ = ("name", "mac", "kind", "pci_address", "driver", "firmware_version", "speed_mbps", "mtu", "master", "vf_count", "vf_macs", "numa_node", "managed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -198,6 +198,7 @@ class Nic(_message.Message):
     VF_COUNT_FIELD_NUMBER: _ClassVar[int]
     VF_MACS_FIELD_NUMBER: _ClassVar[int]
     NUMA_NODE_FIELD_NUMBER: _ClassVar[int]
+    MANAGED_FIELD_NUMBER: _ClassVar[int]
     name: str
     mac: str
     kind: str
@@ -210,4 +211,5 @@ class Nic(_message.Message):
     vf_count: int
     vf_macs: _containers.RepeatedScalarFieldContainer[str]
     numa_node: int
-    def __init__(self, name: _Optional[str] = ..., mac: _Optional[str] = ..., kind: _Optional[str] = ..., pci_address: _Optional[str] = ..., driver: _Optional[str] = ..., firmware_version: _Optional[str] = ..., speed_mbps: _Optional[int] = ..., mtu: _Optional[int] = ..., master: _Optional[str] = ..., vf_count: _Optional[int] = ..., vf_macs: _Optional[_Iterable[str]] = ..., numa_node: _Optional[int] = ...) -> None: ...
+    managed: bool
+    def __init__(self, name: _Optional[str] = ..., mac: _Optional[str] = ..., kind: _Optional[str] = ..., pci_address: _Optional[str] = ..., driver: _Optional[str] = ..., firmware_version: _Optional[str] = ..., speed_mbps: _Optional[int] = ..., mtu: _Optional[int] = ..., master: _Optional[str] = ..., vf_count: _Optional[int] = ..., vf_macs: _Optional[_Iterable[str]] = ..., numa_node: _Optional[int] = ..., managed: _Optional[bool] = ...) -> None: ...
