@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-run}
 
-packages=(gcc iproute2)
+# zlib1g-dev: the /metrics kernel (ext/_expo.pyx) gzips with zlib's deflate.
+packages=(gcc iproute2 zlib1g-dev)
 if [ "$purpose" = test ] || [ "$purpose" = bench ]; then
   # prometheus: a real server scrapes the agent in the integration tests;
   # systemd: systemd-analyze verifies the unit file;
@@ -20,10 +21,23 @@ if [ "$purpose" = test ] || [ "$purpose" = bench ]; then
   # their own on a free loopback port; on a host with systemd the package
   # also starts its service on :9100).
   packages+=(prometheus systemd openipmi libopenipmi-dev ipmitool prometheus-node-exporter)
+  # The real-kernel lane (scripts/realkernel.sh, docs/testing.md) boots
+  # Debian's stock kernel under QEMU for what this kernel lacks (bond, VLAN,
+  # dummy): linux-image-amd64, the kernel and its modules (never booted on
+  # this machine: no initramfs is made, see INITRD below); qemu-system-x86;
+  # busybox-static, for virtme-ng's initramfs; udev, whose udevd the guest's
+  # init looks for (the lane stands in for it).
+  packages+=(linux-image-amd64 qemu-system-x86 busybox-static udev)
+  # pmacct: its sfacctd is the real sFlow collector the agent's datagrams must
+  # satisfy; tcpdump: decodes every datagram (tests/test_flows_sflow.py).
+  packages+=(pmacct tcpdump)
 fi
 if [ "$purpose" = bench ]; then
   # What operators run today, for bench/bench_ipmi.py's comparison.
   packages+=(prometheus-ipmi-exporter freeipmi-tools)
+  # softflowd: a libpcap flow exporter sampling the same interface at the
+  # same rate, bench/sampling_e2e.py's baseline beside pmacctd (pmacct).
+  packages+=(softflowd)
 fi
 
 PYTHON=${PYTHON:-python3}
@@ -48,6 +62,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "bootstrap: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # A kernel package would build an initramfs for a boot that never happens
+  # (the lane hands QEMU the kernel and virtme-ng's own initramfs): its
+  # hook skips that when INITRD=No.
+  export INITRD=No
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -66,7 +84,8 @@ level() { case "$1" in run) echo 1 ;; test) echo 2 ;; *) echo 3 ;; esac; }
 stamp_file=.venv/.hostagent-bootstrap
 stamp=$(cat pyproject.toml setup.py ext/*.pyx ext/*.pxi | sha256sum | cut -d' ' -f1)
 read -r old_stamp old_level 2>/dev/null < "$stamp_file" || true
-built() { compgen -G 'agent/core/_kernels.*.so' >/dev/null && compgen -G 'agent/core/_netlink.*.so' >/dev/null; }
+built() { compgen -G 'agent/core/_kernels.*.so' >/dev/null && compgen -G 'agent/core/_netlink.*.so' >/dev/null \
+  && compgen -G 'agent/core/_expo.*.so' >/dev/null && compgen -G 'agent/core/_flows.*.so' >/dev/null; }
 if [ "${old_stamp:-}" = "$stamp" ] && [ "${old_level:-0}" -ge "$(level "$purpose")" ] && built; then
   exit 0
 fi

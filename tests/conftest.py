@@ -13,6 +13,7 @@ from typing import Iterator
 
 import pytest
 
+from tests import realkernel
 from tests.netns import namespace, require_netns
 
 
@@ -20,6 +21,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "netns: needs root and iproute2 to create network namespaces "
                    "(skips without them; fails with HOSTAGENT_REQUIRE_NETNS=1)")
+
+
+# -- the real-kernel lane (tests/realkernel.py, docs/testing.md) ---------------
+# Tests marked realkernel run only inside the guest kernel that
+# scripts/realkernel.sh boots (HOSTAGENT_IN_GUEST=1), and only they run there.
+def pytest_ignore_collect(collection_path, config: pytest.Config):
+    return realkernel.ignore_collect(collection_path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    realkernel.select(config, items)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    realkernel.summary(terminalreporter)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -16,7 +16,7 @@ import sys
 import textwrap
 
 from agent import __version__
-from agent.cli import admin, bmc, gpu, telemetry
+from agent.cli import admin, bmc, flows, gpu, network, telemetry
 from agent.cli.exits import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_USAGE, UsageError, warn
 
 DESCRIPTION = """\
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     telemetry.add_parsers(sub)
     bmc.add_parser(sub)
     gpu.add_parser(sub)
+    network.add_parser(sub)
+    flows.add_parser(sub)
     return parser
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from agent.features import bmc, gpu
+from agent.features import bmc, flows, gpu, network
 from agent.collectors import COLLECTORS
 from agent.config import Config, load_config
 from agent.feature import Feature
@@ -20,6 +20,8 @@ from agent.telemetry.collector import CollectorInfo
 FEATURES: tuple[Feature, ...] = (
     bmc.FEATURE,
     gpu.FEATURE,
+    flows.FEATURE,
+    network.FEATURE,
 )
 
 
