@@ -12,7 +12,7 @@ end of the buffer (or of the captured frame) with lengths read once into
 locals, so a block being rewritten meanwhile cannot make it read out of bounds.
 """
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcmp, memcpy, memset
@@ -41,14 +41,19 @@ cdef enum:
     _STATUS = 20
     _MAC = 24
     _VLAN_TCI = 32
+    _VLAN_TPID = 36
     _PKTTYPE = 58  # sockaddr_ll.sll_pkttype at TPACKET_ALIGN(48) + 10
     _OUTGOING = 4
     _VLAN_VALID = 0x10
+    _TPID_VALID = 0x40
+    _ETH_MACS = 12
     _KEY_WORDS = 7
 
 assert (_OK, _TRUNC, _BAD, _VXLAN, _OUTGOING) == (OK, TRUNCATED, MALFORMED, VXLAN_PORT, PACKET_OUTGOING)
 assert (_BLOCK_DESC, _HDRLEN, _PKTTYPE) == (flows_py.BLOCK_DESC_LEN, flows_py.TPACKET3_HDRLEN,
                                             flows_py.PKT_SLL_PKTTYPE)
+assert (_VLAN_VALID, _TPID_VALID, _ETH_MACS) == (flows_py.TP_STATUS_VLAN_VALID,
+                                               flows_py.TP_STATUS_VLAN_TPID_VALID, flows_py.ETH_MACS)
 
 cdef uint64_t _U64MAX = 0xFFFFFFFFFFFFFFFF
 
@@ -83,7 +88,10 @@ ctypedef struct Pkt:  # one walked packet, kept for the headers list
     int64_t data
     uint32_t snaplen
     uint32_t wire
+    uint16_t tpid  # the tag the kernel stripped, when tagged
+    uint16_t tci
     uint8_t direction
+    uint8_t tagged
 
 
 # --- decoding (the rules are flows_py's) -----------------------------------

@@ -31,6 +31,25 @@ cdef inline uint64_t _hash(const Key *k, uint64_t seed) noexcept nogil:
     return h ^ (h >> 31)
 
 
+cdef tuple _retagged(const uint8_t *b, const Pkt *p):
+    # The tag the kernel stripped, back after the MACs and counted in the
+    # length, as flows_py._retagged does: built in place, one copy.
+    cdef bytes h
+    cdef uint8_t *o
+    cdef int64_t wire = <int64_t>p.wire + 4  # can pass 2**32 - 1, as the twin's int does
+    if p.snaplen < _ETH_MACS:
+        return (p.direction, wire, PyBytes_FromStringAndSize(<const char *>b + p.data, p.snaplen))
+    h = PyBytes_FromStringAndSize(NULL, p.snaplen + 4)
+    o = <uint8_t *>PyBytes_AS_STRING(h)
+    memcpy(o, b + p.data, _ETH_MACS)
+    o[12] = p.tpid >> 8
+    o[13] = p.tpid & 0xFF
+    o[14] = p.tci >> 8
+    o[15] = p.tci & 0xFF
+    memcpy(o + 16, b + p.data + _ETH_MACS, p.snaplen - _ETH_MACS)
+    return (p.direction, wire, h)
+
+
 cdef class FlowTable:
     """A bounded flow table; see agent/core/flows_py.py for every rule.
     One thread at a time: a call while another thread is inside one (the
@@ -212,7 +231,7 @@ cdef class FlowTable:
                        Pkt *pkts, int64_t room) noexcept nogil:
         cdef int64_t off, data, done = 0
         cdef uint32_t num, nxt, snaplen, wire, status, tci
-        cdef uint16_t mac
+        cdef uint16_t mac, tpid
         cdef uint8_t direction
         if end < _BLOCK_DESC:
             self._malformed += 1
@@ -229,6 +248,7 @@ cdef class FlowTable:
             status = _u32(b + off + _STATUS)
             memcpy(&mac, b + off + _MAC, 2)
             tci = _u32(b + off + _VLAN_TCI)
+            memcpy(&tpid, b + off + _VLAN_TPID, 2)
             data = off + mac
             if data + snaplen > end:
                 self._malformed += 1
@@ -237,7 +257,9 @@ cdef class FlowTable:
             self._frame(b + data, snaplen, ifindex, direction, wire, rate,
                         <int>(tci & 0x0FFF) if status & _VLAN_VALID else -1)
             if pkts != NULL and done < room:
-                pkts[done] = Pkt(data, snaplen, wire, direction)
+                pkts[done] = Pkt(data, snaplen, wire,
+                                 tpid if status & _TPID_VALID else 0x8100, <uint16_t>tci,
+                                 direction, 1 if status & _VLAN_VALID else 0)
             done += 1
             if done < num:
                 if nxt < _HDRLEN:
@@ -292,9 +314,12 @@ cdef class FlowTable:
             finally:
                 self._busy = False
             for i in range(min(done, room)):
-                headers.append((pkts[i].direction, pkts[i].wire,
-                                PyBytes_FromStringAndSize(<const char *>b + pkts[i].data,
-                                                          pkts[i].snaplen)))
+                if pkts[i].tagged:
+                    headers.append(_retagged(b, &pkts[i]))
+                else:
+                    headers.append((pkts[i].direction, pkts[i].wire,
+                                    PyBytes_FromStringAndSize(<const char *>b + pkts[i].data,
+                                                              pkts[i].snaplen)))
         finally:
             free(pkts)
             PyBuffer_Release(&view)

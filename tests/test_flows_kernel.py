@@ -224,7 +224,8 @@ def test_block_walked_like_frames(k):
         (9, 0, 0, 0, 0x86DD, b"", b"", 0, 0, 0, 10, 4000),
         (9, 0, 55, 0, 0x0800, A4, B4, 6, 1234, 80, 10, 900)])
     v6 = ff.ether(ff.ipv6(A6, B6, 17, ff.l4(17, 5, 6)), 0x86DD)
-    assert headers == [(1, 1514, tcp4()), (0, 400, v6[:40]), (0, 90, tcp4(tags=[(0x8100, 3)]))]
+    assert headers == [(1, 1514, tcp4()), (0, 400, v6[:40]),
+                       (0, 94, tcp4(tags=[(0x8100, 0x2000 | 55), (0x8100, 3)]))]  # the tag put back
     assert (table.frames, table.truncated, table.malformed) == (3, 1, 0)
     assert table.add_block(memoryview(bytearray(data)), 9, 10) == 3  # any buffer, no headers
     assert table.frames == 6
@@ -243,6 +244,41 @@ def test_block_cut_anywhere_is_never_read_past(k):
         assert walked == table.frames == whole_ones
         assert table.malformed == (0 if walked == 3 else 1)  # the tail padding may go
         assert set(table.flows()) <= set(whole.flows())
+
+
+def with_tpid(data: bytes, tpids) -> bytes:
+    """``data`` with packet i's tp_vlan_tpid set and TP_STATUS_VLAN_TPID_VALID
+    raised where ``tpids[i]`` is not None (ff.block leaves that flag clear)."""
+    out = bytearray(data)
+    for at, tpid in zip(ff.packet_offsets(data), tpids):
+        if tpid is not None:
+            status = int.from_bytes(out[at + 20:at + 24], sys.byteorder) | 0x40
+            out[at + 20:at + 24] = status.to_bytes(4, sys.byteorder)
+            out[at + 36:at + 38] = tpid.to_bytes(2, sys.byteorder)
+    return bytes(out)
+
+
+def test_stripped_tag_put_back_in_exported_headers(k):
+    """sFlow gets the frame as it was on the wire: the tag the kernel moved to
+    tp_vlan_tci back after the MACs (PCP kept), 4 more bytes in the length,
+    and the header decodes to the VLAN the flow key has."""
+    data = with_tpid(ff.block([(tcp4(), 60, 0, 0xA000 | 100),        # PCP 5, no TPID: 802.1Q
+                               (tcp4(sport=7), 1500, 4, 200),         # outgoing, TPID 802.1ad
+                               (tcp4(sport=8)[:10], 70, 0, 300),      # cut inside the MACs
+                               (tcp4(sport=9), 80, 0, None)]),        # never tagged
+                     [None, 0x88A8, None, None])
+    table, headers = k.FlowTable(8), []
+    assert table.add_block(data, 3, 1, headers) == 4
+    assert headers == [(0, 64, tcp4(tags=[(0x8100, 0xA000 | 100)])),
+                       (1, 1504, tcp4(sport=7, tags=[(0x88A8, 200)])),
+                       (0, 74, tcp4(sport=8)[:10]),  # no room for the tag, the length counts it
+                       (0, 80, tcp4(sport=9))]
+    vlans = {f[8]: f[2] for f in table.flows()}  # sport -> the flow key's VLAN
+    assert vlans == {1234: 100, 7: 200, 0: 300, 9: 0}  # the cut frame has no ports
+    for _, _, header in (headers[0], headers[1], headers[3]):
+        status, vlan, *_rest, sport, _dport = k.parse_frame(header)
+        assert (status, vlan) == (OK, vlans[sport])
+    assert (table.frames, table.truncated, table.malformed) == (4, 1, 0)
 
 
 def test_block_lying_about_its_packets(k):
@@ -416,6 +452,17 @@ def walk(mod, max_flows, data):
        data=st.lists(st.tuples(blocks(), st.sampled_from([1, 7, 2**32 - 1])), max_size=4))
 def test_block_parity(ck, max_flows, data):
     assert walk(ck, max_flows, data) == walk(flows_py, max_flows, data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pkts=st.lists(st.tuples(st.binary(max_size=20) | frames(), LENGTHS | st.just(2**32 - 1), st.sampled_from([0, 4]),
+                               st.none() | st.integers(0, 2**32 - 1)), min_size=1, max_size=6),
+       tpids=st.lists(st.none() | st.integers(0, 0xFFFF), min_size=6, max_size=6))
+def test_retagged_headers_parity(ck, pkts, tpids):
+    """Stripped tags (any TCI bits, TPID or not, frames around the 12 MAC
+    bytes, lengths up to 2**32 - 1 + 4) come back identically."""
+    data = [(with_tpid(ff.block(pkts), tpids), 1)]
+    assert walk(ck, 8, data) == walk(flows_py, 8, data)
 
 
 def test_mix_parity_at_scale(ck):

@@ -40,8 +40,15 @@ key when full first evicts the flow with the fewest bytes, the oldest
 only touched when evicting.  ``add_block`` walks one TPACKET_V3 block (the
 layouts are below) and accounts every packet as ``add_frame`` would, except
 that a VLAN tag the kernel stripped into ``tp_vlan_tci`` (TP_STATUS_VLAN_VALID)
-is the outermost VLAN.  The counters are cumulative; ``clear()`` empties the
-table only.
+is the outermost VLAN.  Its optional ``headers`` list gets one ``(direction,
+frame_len, header)`` per packet for sFlow: the captured bytes and ``tp_len``,
+except that a tag the kernel stripped is put back where it was on the wire,
+after the two MAC addresses (TPID ``tp_vlan_tpid`` when
+TP_STATUS_VLAN_TPID_VALID, else 0x8100; then the 16-bit TCI), and
+``frame_len`` is ``tp_len + 4``.  A frame captured shorter than the two MAC
+addresses keeps its bytes (the tag has no place in them) but its length still
+counts the tag.  The counters are cumulative; ``clear()`` empties the table
+only.
 """
 from __future__ import annotations
 
@@ -76,7 +83,11 @@ BLOCK_NUM_PKTS, BLOCK_FIRST_PKT = 12, 16
 TPACKET3_HDRLEN = 68
 PKT_SLL_PKTTYPE = 48 + 10
 TP_STATUS_VLAN_VALID = 0x10
-_HDR = struct.Struct("=I8xIIIH6xI")  # next, snaplen, len, status, mac, vlan_tci
+TP_STATUS_VLAN_TPID_VALID = 0x40
+ETH_MACS = 12  # the two MAC addresses a re-inserted tag follows
+VLAN_TAG_LEN = 4
+_HDR = struct.Struct("=I8xIIIH6xIH")  # next, snaplen, len, status, mac, vlan_tci, vlan_tpid
+_TAG = struct.Struct(">HH")  # TPID, TCI as on the wire
 _U32 = struct.Struct("=I")
 
 
@@ -200,6 +211,17 @@ def parse_frame(frame) -> tuple:
     return _parse(bytes(as_bytes(frame)))
 
 
+def _retagged(direction: int, wire: int, frame: bytes, status: int, tci: int, tpid: int) -> tuple:
+    """The header sFlow exports for a frame whose tag the kernel stripped: the
+    tag back after the MACs and counted in the length, as it was on the wire
+    (a collector decodes the VLAN from the header bytes, not from the key)."""
+    if not status & TP_STATUS_VLAN_TPID_VALID:
+        tpid = 0x8100  # a kernel that does not fill tp_vlan_tpid strips 802.1Q tags only
+    if len(frame) >= ETH_MACS:
+        frame = frame[:ETH_MACS] + _TAG.pack(tpid, tci & 0xFFFF) + frame[ETH_MACS:]
+    return direction, wire + VLAN_TAG_LEN, frame
+
+
 class FlowTable:
     """A bounded flow table; see the module docstring for every rule."""
 
@@ -278,7 +300,7 @@ class FlowTable:
             if off + TPACKET3_HDRLEN > end:
                 self.malformed += 1
                 break
-            nxt, snaplen, wire, status, mac, tci = _HDR.unpack_from(b, off)
+            nxt, snaplen, wire, status, mac, tci, tpid = _HDR.unpack_from(b, off)
             data = off + mac
             if data + snaplen > end:
                 self.malformed += 1
@@ -288,7 +310,10 @@ class FlowTable:
             vlan = tci & 0x0FFF if status & TP_STATUS_VLAN_VALID else -1
             self._frame(frame, ifindex, direction, wire, rate, vlan)
             if headers is not None:
-                headers.append((direction, wire, frame))
+                if status & TP_STATUS_VLAN_VALID:
+                    headers.append(_retagged(direction, wire, frame, status, tci, tpid))
+                else:
+                    headers.append((direction, wire, frame))
             done += 1
             if done < num:
                 if nxt < TPACKET3_HDRLEN:
