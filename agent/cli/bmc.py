@@ -14,7 +14,7 @@ from __future__ import annotations
 from google.protobuf import json_format
 
 from agent.cli import operation
-from agent.cli.client import add_connection_options
+from agent.cli.client import add_connection_options, add_request_id_option
 from agent.cli.display import number, print_json, table, utc
 from agent.cli.exits import EXIT_FAILED, UsageError
 from agent.gen.hostagent.v1 import bmc_pb2 as pb
@@ -43,9 +43,7 @@ def add_parser(sub) -> None:
                            help="BMC target name from the agent config (default: the local BMC, "
                                 "or the only one)")
         if mutating:
-            p.add_argument("--request-id", metavar="ID",
-                           help="idempotency key (default: a new UUID, printed); reuse the printed "
-                                "one to re-attach to an action instead of repeating it")
+            add_request_id_option(p)
         add_connection_options(p)
         p.set_defaults(func=func)
         return p

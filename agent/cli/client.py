@@ -49,6 +49,13 @@ class DeprecatedAgentAlias(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def add_request_id_option(parser: argparse.ArgumentParser) -> None:
+    """``--request-id`` of a mutating command: one help text for every one."""
+    parser.add_argument("--request-id", metavar="ID",
+                        help="idempotency key (default: a new UUID, printed); reuse the printed "
+                             "one to re-attach to an action instead of repeating it")
+
+
 def add_connection_options(parser: argparse.ArgumentParser, *, deprecated_target: bool = False) -> None:
     """``--agent``, the mTLS options, ``--timeout`` and ``--json``."""
     group = parser.add_argument_group(

@@ -11,7 +11,7 @@ acting twice).  A GPU is named by UUID, PCI bus id or index.  Exit codes:
 from __future__ import annotations
 
 from agent.cli import operation
-from agent.cli.client import add_connection_options
+from agent.cli.client import add_connection_options, add_request_id_option
 from agent.cli.display import number, print_json, table
 from agent.cli.exits import EXIT_FAILED, UsageError
 from agent.gen.hostagent.v1 import gpu_pb2 as pb
@@ -37,9 +37,7 @@ def add_parser(sub) -> None:
         if target:
             p.add_argument("gpu", metavar="GPU", help="UUID, PCI bus id or index")
         if mutating:
-            p.add_argument("--request-id", metavar="ID",
-                           help="idempotency key (default: a new UUID, printed); reuse the printed "
-                                "one to re-attach to an action instead of repeating it")
+            add_request_id_option(p)
         add_connection_options(p)
         p.set_defaults(func=func)
         return p

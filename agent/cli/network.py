@@ -18,7 +18,7 @@ import sys
 from google.protobuf import json_format
 
 from agent.cli import operation
-from agent.cli.client import add_connection_options
+from agent.cli.client import add_connection_options, add_request_id_option
 from agent.cli.display import print_json
 from agent.cli.exits import UsageError, warn
 from agent.gen.hostagent.v1 import network_pb2 as pb
@@ -39,9 +39,7 @@ def add_parser(sub) -> None:
     def cmd(name: str, help_text: str, func, mutating: bool = True):
         p = net_sub.add_parser(name, help=help_text, description=help_text)
         if mutating:
-            p.add_argument("--request-id", metavar="ID",
-                           help="idempotency key (default: a new UUID, printed); reuse the printed "
-                                "one to re-attach to an action instead of repeating it")
+            add_request_id_option(p)
         add_connection_options(p)
         p.set_defaults(func=func)
         return p
