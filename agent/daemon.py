@@ -10,6 +10,7 @@ order is the reverse, bounded so the process exits well within 5 s.
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import threading
@@ -38,8 +39,9 @@ from agent.operations.reconcile import reconcile, unfinished
 from agent.security.access import Access
 from agent.security.policy import RolesFileError
 from agent.security.tls import TlsError, load_material
-from agent.startup import (LazyInventory, LazyServicer, StartError, listen_failed, lock_state_dir,
-                           make_state_dir, open_journal, socket_failed)
+from agent.startup import (EXIT_CONFIG, EXIT_RETRY, LazyInventory, LazyServicer, StartError,
+                           listen_failed, lock_state_dir, make_state_dir, open_journal,
+                           socket_failed)
 from agent.sdnotify import Notifier
 from agent.telemetry.collector import Collector, CollectorContext, CollectorInfo
 from agent.telemetry.events import EventBus, Severity
@@ -444,6 +446,10 @@ def serve(config_path: str | None, overrides: dict, plugins: Sequence[Feature] =
         log.error("config.invalid", error=str(exc))
         return 2
     except OSError as exc:  # not foreseen above: still one line naming the file
+        # Refused permission (a capability the unit does not grant, such as
+        # sampling's CAP_NET_RAW, or a file's mode) does not clear by itself:
+        # exit 2, which the unit does not restart.
+        permanent = exc.errno in (errno.EPERM, errno.EACCES, errno.EAFNOSUPPORT)
         log.error("agent.start_failed", path=exc.filename or "", error=exc.strerror or str(exc),
-                  action="fix what the error names; systemd retries")
-        return 1
+                  action="fix what the error names" + ("" if permanent else "; systemd retries"))
+        return EXIT_CONFIG if permanent else EXIT_RETRY

@@ -23,11 +23,12 @@ def parse_logfmt(line: str) -> dict[str, str]:
 
 class AgentProcess:
     def __init__(self, tmp: Path, *args: str, env: dict | None = None, config: str | None = None,
-                 module: str = "agent"):
+                 module: str = "agent", wrap: tuple[str, ...] = ()):
         self.tmp = tmp
         self.socket = tmp / "grpc.sock"
         self.state = tmp / "state"
-        cmd = [sys.executable, "-m", module, "serve", "--grpc-listen", "127.0.0.1:0",
+        # wrap: a command the agent runs under (e.g. setpriv, to drop a capability).
+        cmd = [*wrap, sys.executable, "-m", module, "serve", "--grpc-listen", "127.0.0.1:0",
                "--metrics-listen", "127.0.0.1:0", "--grpc-socket", str(self.socket),
                "--state-dir", str(self.state), *args]
         if config is not None:

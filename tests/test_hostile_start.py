@@ -355,3 +355,19 @@ def test_damaged_pages_behind_a_good_header_are_found_at_open(tmp_path):
     fresh = Journal(path)
     assert fresh.list() == [] and fresh.integrity_check() == "ok"
     fresh.close()
+
+
+@pytest.mark.skipif(not shutil.which("setpriv"), reason="setpriv (util-linux) not installed")
+def test_sampling_without_packet_sockets_refuses_naming_the_dropin(tmp_path, netns):
+    """What an operator sees who turns [sampling] on under the shipped unit
+    (no CAP_NET_RAW): one start_failed line that names the interfaces and
+    the drop-in to install, not a running agent without flows."""
+    config = f'[sampling]\ninterfaces = ["lo"]\nnamespace = "{netns}"\n'
+    agent = AgentProcess(tmp_path, config=config, wrap=("setpriv", "--bounding-set", "-net_raw"))
+    try:
+        rc, failed = failed_start(agent)
+    finally:
+        agent.stop()
+    text = " ".join(failed.values())
+    assert "[sampling] cannot sample lo" in text and "systemd/sampling.conf" in text, failed
+    assert rc == 2  # a missing capability does not clear by itself: systemd must not retry

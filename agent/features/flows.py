@@ -47,7 +47,8 @@ class FlowsFeature(FeatureInstance):
         try:
             self.sampler.start()
         except OSError as exc:
-            hint = (" (packet sockets need CAP_NET_RAW and AF_PACKET; docs/flows.md, \"systemd\")"
+            hint = (" (packet sockets need CAP_NET_RAW and AF_PACKET: under systemd, install the "
+                    "drop-in systemd/sampling.conf; docs/flows.md, \"systemd\")"
                     if exc.errno in (errno.EPERM, errno.EACCES, errno.EAFNOSUPPORT) else "")
             raise OSError(exc.errno, f"[sampling] cannot sample {', '.join(cfg.interfaces)}"
                           f"{' in namespace ' + cfg.namespace if cfg.namespace else ''}: "
