@@ -171,19 +171,29 @@ class _BlockText:
 
 class Body:
     """One generation's /metrics body; scrapers hold it between
-    :meth:`Renderer.acquire` and :meth:`Renderer.release`."""
+    :meth:`Renderer.acquire` and :meth:`Renderer.release`.  Its text is
+    assembled only for a scraper that takes it plain: gzip (what Prometheus
+    asks for) is compressed straight from the blocks' buffers."""
 
     def __init__(self, openmetrics: bool) -> None:
         self.openmetrics = openmetrics
         self.buf = bytearray()
-        self.size = 0
+        self.size = -1  # not assembled yet
         self.gz = bytearray()
         self.gz_size = -1  # not compressed yet
+        # (buffer, start, end) in order: the headers and the blocks' lines.
+        # Valid while this body is the current one (the next render rewrites
+        # the blocks' buffers), so only read under the renderer's lock.
+        self.pieces: list[tuple[bytes | bytearray, int, int]] = []
+        self.total = 0
         self.key: list[tuple[SeriesBlock, int]] = []
         self.users = 0
 
     def view(self, gzip: bool = False) -> memoryview:
-        return memoryview(self.gz)[:self.gz_size] if gzip else memoryview(self.buf)[:self.size]
+        size = self.gz_size if gzip else self.size
+        if size < 0:
+            raise ValueError("acquire the body in the form it is read")
+        return memoryview(self.gz if gzip else self.buf)[:size]
 
 
 class Renderer:
@@ -207,6 +217,8 @@ class Renderer:
                 body = self._render(blocks, openmetrics)
             if gzip and body.gz_size < 0:
                 self._compress(body)
+            elif not gzip and body.size < 0:
+                self._assemble(body)
             body.users += 1
             return body
 
@@ -255,30 +267,40 @@ class Renderer:
             body = old
         else:
             body = spare.pop() if spare else Body(openmetrics)
-        if len(body.buf) < total:
-            body.buf = bytearray(total + total // 8)  # room to grow before the next allocation
-        out, pos = memoryview(body.buf), 0
-        for buf, a, b in pieces:
-            out[pos:pos + b - a] = memoryview(buf)[a:b]
-            pos += b - a
-        body.size, body.gz_size = pos, -1
+        body.pieces, body.total = pieces, total
+        body.size = body.gz_size = -1
         body.key = [(text.block, text.version) for text in texts]
         self._current[openmetrics] = body
         if old is not None and old is not body:
+            old.pieces = []
             self._retire(old)
         self.renders += 1
         return body
 
     @staticmethod
+    def _assemble(body: Body) -> None:
+        """The plain text, into a buffer the body keeps."""
+        total = body.total
+        if len(body.buf) < total:
+            body.buf = bytearray(total + total // 8)  # room to grow before the next allocation
+        out, pos = memoryview(body.buf), 0
+        for buf, a, b in body.pieces:
+            out[pos:pos + b - a] = memoryview(buf)[a:b]
+            pos += b - a
+        body.size = pos
+
+    @staticmethod
     def _compress(body: Body) -> None:
-        """gzip the body once per generation, into a buffer it keeps."""
+        """gzip once per generation, from the pieces, into a buffer the body
+        keeps (so a gzip-only scraper never makes the plain text exist)."""
         if not body.gz:
-            body.gz = bytearray(body.size // 4 + 4096)  # text compresses 10-20x at level 1
-        size = core.expo.gzip_into(body.buf, body.size, body.gz)
-        if size < 0:
-            n = body.size
-            body.gz = bytearray(n + (n >> 12) + (n >> 14) + (n >> 25) + 64)  # zlib's deflateBound
-            size = core.expo.gzip_into(body.buf, body.size, body.gz)
+            body.gz = bytearray(body.total // 8 + 4096)  # /metrics compresses 8-20x at level 1
+        n = body.total
+        bound = n + (n >> 12) + (n >> 14) + (n >> 25) + 64  # zlib's deflateBound: always fits
+        while (size := core.expo.gzip_pieces(body.pieces, body.gz)) < 0:
+            # Grown by half, not to the bound: the buffer is kept, and a bound
+            # of 8 MB of text would hold 8 MB for 1 MB of gzip.
+            body.gz = bytearray(min(bound, len(body.gz) * 3 // 2))
         body.gz_size = size
 
 

@@ -16,6 +16,11 @@ Prints, per scenario, the median (min-max) over ``--runs`` windows of each
 process' CPU in % of one core and the agent/node_exporter ratio.  Targets
 (docs/benchmarks.md): at 15 s <= 0.5x node_exporter, at 1 s <= 1x.
 
+``--ifaces N`` runs everything inside a throwaway network namespace holding
+N interfaces (veth pairs, as bench_netdev.py; root): the hypervisor case of
+issue 13, where netdev and netclass dominate.  Each window also records both
+processes' resident memory (VmRSS at its end) and their peak (VmHWM).
+
 ``--quick`` runs the 15 s scenario for one 30 s window (two scrapes) and the
 1 s scenario for two 8 s windows, and leaves out the 15 s-interval one:
 a smoke check of the ratios, not a figure for the docs.  Start-up is
@@ -24,7 +29,9 @@ measured by bench/bench_start.py.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -49,6 +56,32 @@ def free_port() -> int:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM of a process, in MB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(rest.split()[0]) / 1024
+    return out
+
+
+def enter_namespace(count: int) -> str:
+    """Make a namespace of ``count`` interfaces and move this process into
+    it, so the exporters and the scraper (started after, so inheriting it)
+    see those interfaces and talk over its loopback.  Returns its name."""
+    name = f"hostagent-bench-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    batch = "link set lo up\n" + "".join(f"link add b{i} type veth peer name p{i}\n"
+                                         for i in range(count // 2))
+    subprocess.run(["ip", "-n", name, "-batch", "-"], input=batch, text=True, check=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open(f"/run/netns/{name}") as ns:
+        if libc.setns(ns.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
+            raise OSError(ctypes.get_errno(), "setns")
+    return name
 
 
 def scrape(url: str, timeout: float) -> None:
@@ -109,7 +142,8 @@ class Exporters:
 
 def scenario(agent_interval: str | None, scrape_every: float, window: float, runs: int,
              warmup: float) -> dict[str, list[float]]:
-    """CPU % of one core per window, for each process."""
+    """CPU % of one core per window, for each process; ``NAME rss`` its
+    VmRSS at each window's end and ``NAME peak`` its VmHWM, in MB."""
     ex = Exporters(agent_interval)
     stop = threading.Event()
     timeout = min(10.0, scrape_every)
@@ -127,7 +161,8 @@ def scenario(agent_interval: str | None, scrape_every: float, window: float, run
 
     thread = threading.Thread(target=scraper, daemon=True)
     thread.start()
-    out: dict[str, list[float]] = {name: [] for name in ex.pids}
+    out: dict[str, list[float]] = {key: [] for name in ex.pids
+                                   for key in (name, f"{name} rss", f"{name} peak")}
     try:
         time.sleep(warmup)
         for _ in range(runs):
@@ -137,6 +172,9 @@ def scenario(agent_interval: str | None, scrape_every: float, window: float, run
             dt = time.monotonic() - t0
             for n, p in ex.pids.items():
                 out[n].append(100 * (cpu_seconds(p) - c0[n]) / dt)
+                mem = memory_mb(p)
+                out[f"{n} rss"].append(mem["VmRSS"])
+                out[f"{n} peak"].append(mem["VmHWM"])
     finally:
         stop.set()
         thread.join(timeout + 6)
@@ -152,6 +190,9 @@ def show(title: str, res: dict[str, list[float]], target: float) -> None:
     print(f"{title:42} agent {fmt(res['agent'])}  node_exporter {fmt(res['node_exporter'])}  "
           f"ratio {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
           f"target <= {target:g}: {verdict}", flush=True)
+    print(f"{'':42} RSS MB at window end / peak: agent {statistics.median(res['agent rss']):.1f} / "
+          f"{max(res['agent peak']):.1f}  node_exporter {statistics.median(res['node_exporter rss']):.1f} / "
+          f"{max(res['node_exporter peak']):.1f}", flush=True)
 
 
 def main() -> None:
@@ -160,6 +201,8 @@ def main() -> None:
     ap.add_argument("--window-15s", type=float, default=120.0, help="seconds per 15 s-scrape window")
     ap.add_argument("--window-1s", type=float, default=30.0, help="seconds per 1 s-scrape window")
     ap.add_argument("--only", choices=("15s", "15s-interval", "1s"), action="append")
+    ap.add_argument("--ifaces", type=int, default=0,
+                    help="run in a throwaway namespace of this many interfaces (root)")
     ap.add_argument("--quick", action="store_true",
                     help="one 30 s window at 15 s, two 8 s windows at 1 s (under a minute)")
     args = ap.parse_args()
@@ -170,7 +213,18 @@ def main() -> None:
         only.discard("15s-interval")
         runs_15, window_15, warm_15 = 1, 30.0, 2.0  # scrapes at 0, 15, 30: two in the window
         runs_1, window_1, warm_1 = 2, 8.0, 3.0
-    print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; windows per scenario: "
+    netns = enter_namespace(args.ifaces) if args.ifaces else None
+    try:
+        run_scenarios(args, only, (runs_15, window_15, warm_15), (runs_1, window_1, warm_1))
+    finally:
+        if netns:
+            subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+def run_scenarios(args, only: set[str], at_15: tuple, at_1: tuple) -> None:
+    (runs_15, window_15, warm_15), (runs_1, window_1, warm_1) = at_15, at_1
+    where = f"a namespace of {args.ifaces} interfaces" if args.ifaces else "the host's namespace"
+    print(f"{where}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; windows per scenario: "
           f"{runs_15} at 15 s, {runs_1} at 1 s", flush=True)
     if "15s" in only:
         show("15 s scrape, agent interval 5 s (default)",

@@ -107,6 +107,29 @@ def test_resize_keeps_newest_history():
     assert stats[0] == 50 - block.cap and stats[3] == 49.0
 
 
+def test_history_off_keeps_the_latest_values_and_on_again_grows_from_them():
+    store = SeriesStore(retention=100)
+    store.configure("c", 1.0)
+    for t in range(20):
+        store.ingest("c", batch(temp={"cpu": float(t), "gpu": 100.0 + t}), mono=float(t))
+    store.set_history("c", False)
+    block = store.blocks()[0]
+    assert block.cap == 1 and len(block.hist) == 2  # one slot per series: memory freed
+    assert [r.value for r in block.rows()] == [19.0, 119.0]
+    store.ingest("c", batch(temp={"cpu": 20.0, "gpu": 120.0}), mono=20.0)
+    store.set_history("c", True)
+    for t in range(21, 25):
+        store.ingest("c", batch(temp={"cpu": float(t), "gpu": 100.0 + t}), mono=float(t))
+    rows = block.rows(window=1000, now_mono=24.0)
+    # min, max, last and count per series: from the sample kept when history came back
+    assert [(r.stats[0], r.stats[1], r.stats[3], r.stats[7]) for r in rows] == [
+        (20.0, 24.0, 24.0, 5), (120.0, 124.0, 124.0, 5)]
+    store.drop("c")  # found empty: the block made later still keeps history
+    store.set_history("c", False)
+    store.ingest("c", batch(temp={"cpu": 1.0}), mono=30.0)
+    assert store.blocks()[0].cap == 1
+
+
 def test_duplicate_series_in_one_batch_is_refused():
     store = SeriesStore(retention=10)
     b = Batch()

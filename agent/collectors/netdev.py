@@ -202,7 +202,10 @@ class NetdevCollector:
         for name in names:
             space.gone.pop(name, None)
         space.names, space.ifindex_of = names, current
-        space.stats = PreparedLayout([(fam, (name, space.name)) for name in names for fam in COUNTERS],
+        # One labels tuple per interface, shared by its 31 series: at 4096
+        # interfaces a tuple per series held 7 MB more in the store's keys.
+        space.stats = PreparedLayout([(fam, labels) for labels in ((name, space.name) for name in names)
+                                      for fam in COUNTERS],
                                      fresh=tuple(i * width + f for i in fresh for f in range(width)))
         state = [row for r in rows for row in state_rows(links[ifindex[r]], space.name)]
         space.state = PreparedLayout([(fam, labels) for fam, labels, _ in state])

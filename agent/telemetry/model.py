@@ -190,7 +190,7 @@ class PreparedLayout:
     """A fixed list of series built once and reused while it does not change
     (e.g. every counter of every interface until a link comes or goes)."""
 
-    __slots__ = ("keys", "kinds", "scales", "zeros_q", "zeros_d", "fresh", "__weakref__")
+    __slots__ = ("keys", "kinds", "scales", "_zeros_q", "_zeros_d", "fresh", "__weakref__")
 
     def __init__(self, keys: list[tuple[FamilyDesc, tuple[str, ...]]],
                  fresh: tuple[int, ...] = ()) -> None:
@@ -204,6 +204,20 @@ class PreparedLayout:
         self.keys = list(keys)
         self.kinds = array("B", (f.kind for f, _ in keys))
         self.scales = array("d", (f.scale if f.type is MetricType.COUNTER else 1.0 for f, _ in keys))
-        self.zeros_q = array("Q", bytes(8 * len(keys)))
-        self.zeros_d = array("d", bytes(8 * len(keys)))
+        self._zeros_q: array | None = None
+        self._zeros_d: array | None = None
         self.fresh = tuple(fresh)
+
+    # Zeros for the column a layout does not fill (a counters-only layout has
+    # no gauge values), made when first asked: only one of them ever is.
+    @property
+    def zeros_q(self) -> array:
+        if self._zeros_q is None:
+            self._zeros_q = array("Q", bytes(8 * len(self.keys)))
+        return self._zeros_q
+
+    @property
+    def zeros_d(self) -> array:
+        if self._zeros_d is None:
+            self._zeros_d = array("d", bytes(8 * len(self.keys)))
+        return self._zeros_d

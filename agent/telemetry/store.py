@@ -8,7 +8,11 @@ series, so a whole collection is folded in by one kernel call
 
 Memory is ``8 * cap`` bytes per series for history plus about 40 bytes of
 columns; ``cap`` is ``retention / interval + 1`` (181 slots for the defaults
-15 min at 5 s), so 10k series take about 15 MB.
+15 min at 5 s), so 10k series take about 15 MB.  History is kept only where
+it is wanted (:meth:`SeriesStore.set_history`): a block without it has one
+slot, the latest sample, which is all /metrics and a GetMetrics without a
+window read (4096 interfaces: 121 MB of netdev history is not kept while
+nobody asks for it).
 """
 from __future__ import annotations
 
@@ -45,12 +49,16 @@ class Row:
 class SeriesBlock:
     """All series of one collector.  Thread-safe; ingest and reads take ``lock``."""
 
-    def __init__(self, collector: str, cap: int) -> None:
+    def __init__(self, collector: str, cap: int, history: bool = True) -> None:
         self.collector = collector
+        self.full_cap = cap  # slots while history is kept
+        self.history = history
+        cap = cap if history else 1
         self.cap = cap
         self.lock = threading.Lock()
+        # No key -> position map is kept (at 164k series it held 11 MB): only
+        # a change of layout needs one, and builds it then (_relayout).
         self.keys: list[Key] = []
-        self.index: dict[Key, int] = {}
         self.kinds = array("B")
         self.prev_raw = array("Q")
         self.has_prev = array("B")
@@ -143,21 +151,21 @@ class SeriesBlock:
     def _relayout(self, batch: Batch) -> None:
         """The set of series changed: keep the state of series that stayed."""
         n, cap = len(batch.keys), self.cap
-        new_index: dict[Key, int] = {}
+        if len(set(batch.keys)) != n:
+            seen: set[Key] = set()
+            key = next(k for k in batch.keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+            raise ValueError(f"{self.collector}: duplicate series {key[0].name}{key[1]}")
+        old_index = {key: i for i, key in enumerate(self.keys)}
         prev_raw = array("Q", bytes(8 * n))
         has_prev = array("B", bytes(n))
         hist = array("d", [math.nan]) * (n * cap)
         for i, key in enumerate(batch.keys):
-            if key in new_index:
-                raise ValueError(f"{self.collector}: duplicate series {key[0].name}{key[1]}")
-            new_index[key] = i
-            old = self.index.get(key)
+            old = old_index.get(key)
             if old is not None and self.kinds[old] == batch.kinds[i]:
                 prev_raw[i] = self.prev_raw[old]
                 has_prev[i] = self.has_prev[old]
                 hist[i * cap:(i + 1) * cap] = self.hist[old * cap:(old + 1) * cap]
         self.keys = list(batch.keys)
-        self.index = new_index
         self.layout_cache = {}
         self.kinds = array("B", batch.kinds)
         self.prev_raw, self.has_prev, self.hist = prev_raw, has_prev, hist
@@ -167,20 +175,33 @@ class SeriesBlock:
     def resize(self, cap: int) -> None:
         """New retention or interval: keep the newest ``min(count, cap)`` slots."""
         with self.lock:
-            if cap == self.cap:
-                return
-            keep = min(self.count, cap)
-            order = [(self.head - keep + j) % self.cap for j in range(keep)]
-            n = len(self.keys)
-            hist = array("d", [math.nan]) * (n * cap)
-            for i in range(n):
-                for j, slot in enumerate(order):
-                    hist[i * cap + j] = self.hist[i * self.cap + slot]
-            ts = array("d", [-math.inf]) * cap
-            for j, slot in enumerate(order):
-                ts[j] = self.ts[slot]
-            self.hist, self.ts, self.cap = hist, ts, cap
-            self.count, self.head = keep, keep % cap
+            self.full_cap = cap
+            self._resize(cap if self.history else 1)
+
+    def set_history(self, on: bool) -> None:
+        """Keep history (``full_cap`` slots per series) or only the latest
+        sample (one slot).  Turning it on starts from that one sample; turning
+        it off frees the rest."""
+        with self.lock:
+            if on != self.history:
+                self.history = on
+                self._resize(self.full_cap if on else 1)
+
+    def _resize(self, cap: int) -> None:
+        if cap == self.cap:
+            return
+        keep = min(self.count, cap)
+        old, old_cap = self.hist, self.cap
+        hist = array("d", [math.nan]) * (len(self.keys) * cap)
+        ts = array("d", [-math.inf]) * cap
+        # One strided copy per kept slot (series i's slot j is at i*cap + j):
+        # a few slice copies, not one Python step per series and slot.
+        for j in range(keep):
+            slot = (self.head - keep + j) % old_cap
+            hist[j::cap] = old[slot::old_cap]
+            ts[j] = self.ts[slot]
+        self.hist, self.ts, self.cap = hist, ts, cap
+        self.count, self.head = keep, keep % cap
 
     def groups(self) -> list[tuple[FamilyDesc, array]]:
         """Series indices per family (families by name, series by labels),
@@ -231,6 +252,7 @@ class SeriesStore:
         self._blocks: dict[str, SeriesBlock] = {}
         self._intervals: dict[str, float] = {}
         self._retentions: dict[str, float] = {}  # per-collector overrides
+        self._no_history: set[str] = set()  # collectors whose history nobody wants now
         # families(): the visible blocks' layouts it was built from, and it
         self._families: tuple[list, Mapping[str, tuple[FamilyDesc, str]]] | None = None
 
@@ -253,9 +275,22 @@ class SeriesStore:
             cap = history_slots(self.retention_of(collector), interval)
             block = self._blocks.get(collector)
             if block is None:
-                self._blocks[collector] = SeriesBlock(collector, cap)
+                self._blocks[collector] = SeriesBlock(collector, cap, collector not in self._no_history)
                 return
         block.resize(cap)
+
+    def set_history(self, collector: str, on: bool) -> None:
+        """Keep a collector's history (the default) or only its latest values
+        (history on demand: the scheduler turns it on while someone reads
+        the API).  Remembered for a block made later."""
+        with self._lock:
+            if on:
+                self._no_history.discard(collector)
+            else:
+                self._no_history.add(collector)
+            block = self._blocks.get(collector)
+        if block is not None:
+            block.set_history(on)
 
     def ingest(self, collector: str, batch: Batch, wall: float | None = None,
                mono: float | None = None, full: bool = True) -> None:
@@ -264,7 +299,8 @@ class SeriesStore:
             if block is None:
                 interval = self._intervals.get(collector, 5.0)
                 block = self._blocks[collector] = SeriesBlock(
-                    collector, history_slots(self.retention_of(collector), interval))
+                    collector, history_slots(self.retention_of(collector), interval),
+                    collector not in self._no_history)
         block.ingest(batch, time.time() if wall is None else wall,
                      time.monotonic() if mono is None else mono, full)
         block.visible = True
@@ -282,6 +318,7 @@ class SeriesStore:
             if forget:
                 self._intervals.pop(collector, None)
                 self._retentions.pop(collector, None)
+                self._no_history.discard(collector)
 
     def blocks(self) -> Sequence[SeriesBlock]:
         """Visible blocks, in collector-name order."""
