@@ -13,7 +13,10 @@ timeout header); CPU is utime + stime of each whole process from
 Scenarios: 15 s scrape with the agent at its default interval; 15 s scrape
 with the agent's interval at 15 s (``[telemetry] interval``); 1 s scrape.
 Prints, per scenario, the median (min-max) over ``--runs`` windows of each
-process' CPU in % of one core and the agent/node_exporter ratio.  Targets
+process' CPU in % of one core and the agent/node_exporter ratio; then the
+agent's collectors alone (their runs' thread CPU, which the agent exports as
+``hostagent_collector_cpu_seconds_total``, between the window's first and
+last scrape) against node_exporter's whole process.  Targets
 (docs/benchmarks.md): at 15 s <= 0.5x node_exporter, at 1 s <= 1x.
 
 ``--ifaces N`` runs everything inside a throwaway network namespace holding
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gzip
 import os
 import secrets
 import shutil
@@ -84,11 +88,21 @@ def enter_namespace(count: int) -> str:
     return name
 
 
-def scrape(url: str, timeout: float) -> None:
+def scrape(url: str, timeout: float) -> bytes:
     req = urllib.request.Request(url, headers={
         "Accept-Encoding": "gzip", "X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}"})
     with urllib.request.urlopen(req, timeout=timeout + 5) as resp:
-        resp.read()
+        return resp.read()
+
+
+def collectors_cpu(body: bytes) -> float:
+    """The agent's own account of its collectors' CPU: the sum of
+    ``hostagent_collector_cpu_seconds_total`` in a (gzip) scrape."""
+    total = 0.0
+    for line in gzip.decompress(body).splitlines():
+        if line.startswith(b"hostagent_collector_cpu_seconds_total{"):
+            total += float(line.rsplit(b" ", 1)[1])
+    return total
 
 
 def wait_http(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
@@ -148,14 +162,19 @@ def scenario(agent_interval: str | None, scrape_every: float, window: float, run
     stop = threading.Event()
     timeout = min(10.0, scrape_every)
 
+    seen: list[tuple[float, float]] = []  # (time of a scrape, the agent's collectors' CPU in it)
+
     def scraper() -> None:
         next_at = time.monotonic()
         while not stop.is_set():
-            for url in ex.urls.values():
+            for name, url in ex.urls.items():
                 try:
-                    scrape(url, timeout)
+                    body = scrape(url, timeout)
                 except OSError as exc:
                     print(f"scrape {url} failed: {exc}", file=sys.stderr)
+                    continue
+                if name == "agent":
+                    seen.append((time.monotonic(), collectors_cpu(body)))
             next_at += scrape_every
             stop.wait(max(0.0, next_at - time.monotonic()))
 
@@ -163,13 +182,19 @@ def scenario(agent_interval: str | None, scrape_every: float, window: float, run
     thread.start()
     out: dict[str, list[float]] = {key: [] for name in ex.pids
                                    for key in (name, f"{name} rss", f"{name} peak")}
+    out["collectors"] = []
     try:
         time.sleep(warmup)
         for _ in range(runs):
             c0 = {n: cpu_seconds(p) for n, p in ex.pids.items()}
             t0 = time.monotonic()
             time.sleep(window)
-            dt = time.monotonic() - t0
+            t1 = time.monotonic()
+            dt = t1 - t0
+            inside = [(t, c) for t, c in seen if t0 <= t <= t1]
+            if len(inside) >= 2:  # the collectors' CPU between the window's first and last scrape
+                (ta, ca), (tb, cb) = inside[0], inside[-1]
+                out["collectors"].append(100 * (cb - ca) / (tb - ta))
             for n, p in ex.pids.items():
                 out[n].append(100 * (cpu_seconds(p) - c0[n]) / dt)
                 mem = memory_mb(p)
@@ -190,6 +215,11 @@ def show(title: str, res: dict[str, list[float]], target: float) -> None:
     print(f"{title:42} agent {fmt(res['agent'])}  node_exporter {fmt(res['node_exporter'])}  "
           f"ratio {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
           f"target <= {target:g}: {verdict}", flush=True)
+    if res["collectors"]:
+        share = [c / n if n else float("inf") for c, n in zip(res["collectors"], res["node_exporter"])]
+        print(f"{'':42} the agent's collectors alone (hostagent_collector_cpu_seconds_total): "
+              f"{fmt(res['collectors'])}, ratio {statistics.median(share):.2f} "
+              f"({min(share):.2f}-{max(share):.2f})", flush=True)
     print(f"{'':42} RSS MB at window end / peak: agent {statistics.median(res['agent rss']):.1f} / "
           f"{max(res['agent peak']):.1f}  node_exporter {statistics.median(res['node_exporter rss']):.1f} / "
           f"{max(res['node_exporter peak']):.1f}", flush=True)

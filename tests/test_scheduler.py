@@ -413,7 +413,25 @@ def test_without_demand_only_scrapes_run_a_demand_driven_collector(sched, clock)
     run_until(sched, clock, 12.0)
     scrape(sched, clock)
     assert fresh.times[-1] == 12.0 and cached.times == [0.0, 10.0]  # not due again until 15
-    assert block(sched, "c").count == 3  # full runs (due): history at the scrapes' cadence
+    assert block(sched, "c").cap == 1 and block(sched, "c").count == 1  # no history kept: the latest only
+
+
+def test_history_is_kept_while_wanted_and_freed_after(sched, clock):
+    c = Counting(clock)
+    sched.set_collectors([CollectorSpec("c", c, 1.0, 4.0, on_scrape=True, background=False),
+                          CollectorSpec("hw", Counting(clock), 1.0, 4.0)])  # background: always kept
+    sched.start()
+    run_until(sched, clock, 3.0)
+    assert block(sched, "c").cap == 1 and block(sched, "hw").cap > 1
+    sched.want(hold=5.0)
+    run_until(sched, clock, 7.0)
+    kept = block(sched, "c")
+    # The latest sample when history was turned on, then every scheduled run 3..7.
+    assert kept.cap > 1 and kept.count == 6
+    assert kept.window_stats(60.0)[7] == 5  # rates over the window: the first sample has none
+    run_until(sched, clock, 12.0)  # nobody asked again: the hold ended at 8
+    assert block(sched, "c").cap == 1 and block(sched, "c").count == 1
+    assert block(sched, "hw").cap > 1
 
 
 def test_want_keeps_the_schedule_for_its_hold(sched, clock):
@@ -456,3 +474,29 @@ def test_absent_hardware_is_looked_for_again_every_minute(sched, clock):
     sched.start()
     run_until(sched, clock, 130.0)
     assert absent.times == [0.0, 60.0, 120.0]
+
+
+class Burns:
+    """Spends ``seconds`` of CPU (or, with ``sleep``, of wall time) per run."""
+
+    def __init__(self, seconds, sleep=False):
+        self.seconds, self.sleep = seconds, sleep
+
+    def collect(self, batch):
+        if self.sleep:
+            time.sleep(self.seconds)
+        else:
+            end = time.thread_time() + self.seconds
+            while time.thread_time() < end:
+                pass
+        batch.counter(RUNS, 1)
+
+
+def test_each_collector_is_charged_the_cpu_of_its_own_runs(sched, clock):
+    sched.set_collectors([CollectorSpec("busy", Burns(0.05), 1.0, 4.0),
+                          CollectorSpec("waits", Burns(0.05, sleep=True), 1.0, 4.0)])
+    sched.start()
+    run_until(sched, clock, 2.0)
+    assert wait_for(lambda: status(sched, "busy").runs_total == 3 and status(sched, "waits").runs_total == 3)
+    assert 0.15 <= status(sched, "busy").cpu_seconds < 0.6  # three runs of 50 ms of CPU
+    assert status(sched, "waits").cpu_seconds < 0.03  # a run that waits on I/O costs nothing

@@ -39,6 +39,9 @@ ERRORS = FamilyDesc("hostagent_collector_errors_total", C,
                     "Failed runs of the collector (errors and timeouts)", label_names=("collector",))
 TIMEOUTS = FamilyDesc("hostagent_collector_timeouts_total", C,
                       "Runs of the collector that overran their timeout", label_names=("collector",))
+CPU_USED = FamilyDesc("hostagent_collector_cpu_seconds_total", C,
+                      "CPU time of the collector's runs (collecting and storing), from its worker "
+                      "thread's clock", "seconds", ("collector",), scale=1e-6)
 LAST_OK = FamilyDesc("hostagent_collector_last_success_timestamp_seconds", G,
                      "Unix time of the collector's last successful run", "seconds", ("collector",))
 # node_exporter's names for the same two facts, so its dashboards' "scrape" panels work.
@@ -109,7 +112,8 @@ def boot_time(proc_stat: str) -> float:
 
 
 # The per-collector families, in the order of a prepared layout's rows.
-PER_COLLECTOR = (UP, PRESENT, DURATION, ERRORS, TIMEOUTS, LAST_OK, SCRAPE_DURATION, SCRAPE_SUCCESS)
+PER_COLLECTOR = (UP, PRESENT, DURATION, ERRORS, TIMEOUTS, LAST_OK, SCRAPE_DURATION, SCRAPE_SUCCESS,
+                 CPU_USED)
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -148,9 +152,9 @@ class AgentCollector:
         raw, value = array("Q"), array("d")
         for st in statuses:
             up = 1.0 if st.up else 0.0
-            raw.extend((0, 0, 0, st.errors_total, st.timeouts_total, 0, 0, 0))
+            raw.extend((0, 0, 0, st.errors_total, st.timeouts_total, 0, 0, 0, int(st.cpu_seconds * 1e6)))
             value.extend((up, 1.0 if st.present else 0.0, st.last_duration, 0.0, 0.0,
-                          st.last_success, st.last_duration, up))
+                          st.last_success, st.last_duration, up, 0.0))
         batch.add_prepared(self._layout, raw=raw, value=value)
         batch.gauge(SERIES, self._store.series_count())
         batch.counter(EVENTS, self._events.published_total)

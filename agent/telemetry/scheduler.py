@@ -24,7 +24,11 @@ schedule only while someone wants its history (:meth:`Scheduler.want`: an
 API read in the last ``hold`` seconds, or an open stream).  Otherwise only
 scrapes run it: an ``on_scrape`` one when its values are older than
 ``max_age``, any other when it is due by its interval.  An idle agent that
-nobody scrapes therefore collects nothing and wakes for nothing.
+nobody scrapes therefore collects nothing and wakes for nothing.  Nor does
+the store keep such a collector's history meanwhile
+(:meth:`SeriesStore.set_history`): only its latest values, which are all a
+scrape reads.  ``want`` turns history on; the loop turns it off once nobody
+has wanted it for ``hold`` seconds.
 
 The loop sleeps until the next thing it must do (a run due, a run's
 timeout); whoever changes that (a scrape starting a run, a run ending with
@@ -84,12 +88,15 @@ class CollectorStatus:
     timeouts_total: int = 0
     consecutive_failures: int = 0
     last_duration: float = 0.0
+    # CPU of the collector's runs on its worker thread (collect and ingest),
+    # so an operator sees which collector a host's agent spends its CPU on.
+    cpu_seconds: float = 0.0
     last_success: float = 0.0  # wall clock
     last_error: str = ""
 
 
 class _Runner:
-    """One collector and its worker thread."""
+    """One collector and its worker thread, started at its first run."""
 
     def __init__(self, spec: CollectorSpec, sched: "Scheduler") -> None:
         self.spec = spec
@@ -106,7 +113,14 @@ class _Runner:
         self.retired = False
         self.predecessor: "_Runner | None" = None  # replaced runner whose run may still be going
         self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._work, name=f"collector-{spec.name}",
+        self._thread: threading.Thread | None = None
+
+    def _start_thread(self) -> None:
+        # At the first run, not at install: Thread.start waits until the new
+        # thread runs, and a start that installed thirty-odd collectors waited
+        # for each before it served (docs/benchmarks.md, "Start-up"); the
+        # first runs come after SERVING.  A runner never run has no thread.
+        self._thread = threading.Thread(target=self._work, name=f"collector-{self.spec.name}",
                                         daemon=True)
         self._thread.start()
 
@@ -118,6 +132,8 @@ class _Runner:
         self.full = full
         self.timed_out = False
         self._wake.set()
+        if self._thread is None:
+            self._start_thread()
 
     def retire(self) -> None:
         self.retired = True
@@ -131,12 +147,13 @@ class _Runner:
                 return
             batch = Batch()
             error: BaseException | None = None
-            t0 = time.monotonic()
+            t0, cpu0 = time.monotonic(), time.thread_time()
             try:
                 self.spec.collector.collect(batch)
             except BaseException as exc:  # noqa: BLE001 - isolation is the point
                 error = exc
             self.sched._finished(self, batch, error, time.monotonic() - t0)
+            self.status.cpu_seconds += time.thread_time() - cpu0  # only this thread writes it
 
 
 class Scheduler:
@@ -149,6 +166,7 @@ class Scheduler:
         self._clock = clock
         self._demand = demand  # true while history is wanted regardless of want() (open streams)
         self._wanted_until = -math.inf  # want(): history wanted until then (scheduler clock)
+        self._history = False  # whether the background=False collectors' history is kept now
         self._wake_at = math.inf  # when the loop means to wake next (scheduler clock)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)  # the loop sleeps on it
@@ -175,6 +193,7 @@ class Scheduler:
                         self.store.drop(name, forget=True)
             for name, spec in wanted.items():
                 if name not in self._runners:
+                    self.store.set_history(name, spec.background or self._history)
                     self.store.configure(name, spec.interval)
                     runner = self._runners[name] = _Runner(spec, self)
                     # A run of the replaced runner may still be in flight on
@@ -211,8 +230,18 @@ class Scheduler:
             idle = not self._wanted(now)
             self._wanted_until = max(self._wanted_until, now + hold)
             if idle:
+                self._keep_history(True)
                 self._cond.notify_all()  # due runs start now
             return idle
+
+    def _keep_history(self, on: bool) -> None:
+        """Turn the on-demand collectors' history on or off.  Called with
+        the lock held (runs ingest under it too, so none is mid-ingest)."""
+        if on != self._history:
+            self._history = on
+            for name, runner in self._runners.items():
+                if not runner.spec.background:
+                    self.store.set_history(name, on)
 
     def _wanted(self, now: float) -> bool:
         return now < self._wanted_until or self._demand()
@@ -303,6 +332,8 @@ class Scheduler:
                 now = self._clock()
                 self.heartbeat = now
                 wanted = self._wanted(now)
+                if wanted != self._history:
+                    self._keep_history(wanted)  # on: an open stream; off: nobody asked for hold
                 wait = math.inf
                 for runner in self._runners.values():
                     wait = min(wait, self._tend(runner, now, wanted))
