@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import time
 from array import array
 from typing import Callable, NamedTuple, Protocol
 
@@ -115,6 +116,8 @@ def boot_time(proc_stat: str) -> float:
 PER_COLLECTOR = (UP, PRESENT, DURATION, ERRORS, TIMEOUTS, LAST_OK, SCRAPE_DURATION, SCRAPE_SUCCESS,
                  CPU_USED)
 _TICKS = os.sysconf("SC_CLK_TCK")
+TRIM_EVERY = 60.0  # seconds between two trims of the heap (a trim of 150 MB: well under 1 ms)
+TRIM_FIRST = 10.0  # seconds after start of the first
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -123,8 +126,14 @@ class AgentCollector:
 
     def __init__(self, scheduler: Scheduler, store: SeriesStore, events: EventBus,
                  active_streams: Callable[[], int] = lambda: 0,
-                 audit: Callable[[], AuditStats | None] = lambda: None) -> None:
+                 audit: Callable[[], AuditStats | None] = lambda: None,
+                 trim: Callable[[], object] = lambda: None) -> None:
         self._scheduler = scheduler
+        # Gives freed heap back to the kernel (agent.backends.malloc.trim), at
+        # most every TRIM_EVERY seconds: here because this collector runs
+        # whenever the agent is scraped or read, so it never wakes the agent.
+        # The first soon after start, when the start-up runs' garbage is free.
+        self._trim, self._trim_after = trim, time.monotonic() + TRIM_FIRST
         self._store = store
         self._events = events
         self._active_streams = active_streams
@@ -141,6 +150,9 @@ class AgentCollector:
             return parse_self_stat(f.read(), _TICKS, _PAGE)
 
     def collect(self, batch: Batch) -> None:
+        if time.monotonic() >= self._trim_after:
+            self._trim()
+            self._trim_after = time.monotonic() + TRIM_EVERY
         batch.gauge(BUILD_INFO, 1, __version__, platform.python_version(), core.IMPLEMENTATION)
         batch.gauge(START, self._started)
         # not run yet: no up=0 (and no alert) at start-up
