@@ -116,7 +116,7 @@ def boot_time(proc_stat: str) -> float:
 PER_COLLECTOR = (UP, PRESENT, DURATION, ERRORS, TIMEOUTS, LAST_OK, SCRAPE_DURATION, SCRAPE_SUCCESS,
                  CPU_USED)
 _TICKS = os.sysconf("SC_CLK_TCK")
-TRIM_EVERY = 60.0  # seconds between two trims of the heap (a trim of 150 MB: well under 1 ms)
+TRIM_EVERY = 60.0  # seconds between two trims (1 ms with 100 MB just freed, 0.02 ms with nothing)
 TRIM_FIRST = 10.0  # seconds after start of the first
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
