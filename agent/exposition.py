@@ -21,13 +21,14 @@ import selectors
 import socket
 import threading
 import time
+import zlib
 from array import array
 from dataclasses import dataclass
 from functools import cache
 from typing import Callable
 
 from agent import core
-from agent.core.expo_py import family_name, format_value, header, prefix
+from agent.core.expo_py import GZIP_LEVEL, family_name, format_value, header, prefix
 from agent.logs import get_logger
 from agent.telemetry.model import MetricType
 from agent.telemetry.store import SeriesBlock, SeriesStore
@@ -103,7 +104,7 @@ class _Layout:
 
     order: array
     fam_start: array
-    prefixes: bytes
+    prefixes: bytearray  # never changed once made
     prefix_off: array
     no_headers: array  # len(families) + 1 zeros
     bound: int  # bytes a render may write
@@ -111,16 +112,15 @@ class _Layout:
 
 
 def _prepare(keys, groups) -> _Layout:
-    order, fam_start, off, parts, pos = array("q"), array("q", [0]), array("q", [0]), [], 0
+    # Appended to one bytearray rather than joined from a list: at 8192
+    # interfaces a list of 330k small bytes objects was the start's peak RSS.
+    order, fam_start, off, prefixes = array("q"), array("q", [0]), array("q", [0]), bytearray()
     for family, idx in groups:
         for i in idx:
-            text = prefix(family.name, family.label_names, keys[i][1])
-            parts.append(text)
-            pos += len(text)
-            off.append(pos)
+            prefixes += prefix(family.name, family.label_names, keys[i][1])
+            off.append(len(prefixes))
         order.extend(idx)
         fam_start.append(len(order))
-    prefixes = b"".join(parts)
     headers = []
     for openmetrics in (False, True):
         names, texts = [], []
@@ -133,9 +133,20 @@ def _prepare(keys, groups) -> _Layout:
                    core.expo.render_bound(0, len(prefixes), len(order)), (headers[0], headers[1]))
 
 
+# A block of more series than this is not kept rendered: each family is
+# rendered into one small scratch buffer as the body is made, and goes
+# straight into the gzip stream (or the plain body).  A kept render holds
+# every series' prefix a second time (86 bytes a series at 4096 interfaces,
+# where netdev and netclass re-render at every scrape anyway); a small block
+# (a 5 s collector scraped every second) keeps its render for reuse.
+STREAM_ABOVE = 4096
+_NO_HEADER = array("q", [0, 0])
+
+
 class _BlockText:
-    """A block's last render (series lines per family), in a buffer reused
-    by the next."""
+    """A block's values, copied under its lock at a collection, and (for a
+    block of at most STREAM_ABOVE series) its last render, series lines per
+    family, in a buffer reused by the next."""
 
     def __init__(self, block: SeriesBlock) -> None:
         self.block = block
@@ -145,6 +156,7 @@ class _BlockText:
         self.values = array("d")  # the value column, copied under the block's lock
         self.buf = bytearray()
         self.spans = array("q")  # family f's lines: buf[spans[f]:spans[f + 1]]
+        self.streamed = False  # rendered family by family when a body is made
 
     def update(self) -> None:
         block = self.block
@@ -160,32 +172,62 @@ class _BlockText:
                 self.values = array("d", block.value)
         if layout is None:
             layout = cache["expo"] = _prepare(keys, groups)
-        if len(self.buf) < layout.bound:  # grows with the layout, never per scrape
-            self.buf = bytearray(layout.bound)
-        if len(self.spans) != len(layout.no_headers):
-            self.spans = array("q", bytes(8 * len(layout.no_headers)))
-        core.expo.render_families(self.values, layout.order, layout.fam_start, layout.prefixes,
-                                  layout.prefix_off, b"", layout.no_headers, self.buf, self.spans)
+        self.streamed = len(layout.order) > STREAM_ABOVE
+        if self.streamed:
+            self.buf, self.spans = bytearray(), array("q")
+        else:
+            if len(self.buf) < layout.bound:  # grows with the layout, never per scrape
+                self.buf = bytearray(layout.bound)
+            if len(self.spans) != len(layout.no_headers):
+                self.spans = array("q", bytes(8 * len(layout.no_headers)))
+            core.expo.render_families(self.values, layout.order, layout.fam_start, layout.prefixes,
+                                      layout.prefix_off, b"", layout.no_headers, self.buf, self.spans)
         self.version, self.cache, self.layout = version, cache, layout
+
+    def family(self, f: int, scratch: "_Scratch") -> tuple[bytearray, int, int]:
+        """Family ``f``'s lines as (buffer, start, end): the kept render's,
+        or rendered now into ``scratch`` (valid until its next use)."""
+        if not self.streamed:
+            return self.buf, self.spans[f], self.spans[f + 1]
+        lay = self.layout
+        a, b = lay.fam_start[f], lay.fam_start[f + 1]
+        need = core.expo.render_bound(0, lay.prefix_off[b] - lay.prefix_off[a], b - a)
+        if len(scratch.buf) < need:
+            scratch.buf = bytearray(need)
+        scratch.fam_start[1] = b - a
+        # The prefix offsets stay absolute: the kernel reads the whole blob.
+        core.expo.render_families(self.values, memoryview(lay.order)[a:b], scratch.fam_start,
+                                  lay.prefixes, memoryview(lay.prefix_off)[a:b + 1], b"",
+                                  _NO_HEADER, scratch.buf, scratch.spans)
+        return scratch.buf, scratch.spans[0], scratch.spans[1]
+
+
+class _Scratch:
+    """The one buffer streamed blocks' families are rendered into."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.fam_start = array("q", [0, 0])
+        self.spans = array("q", [0, 0])
 
 
 class Body:
-    """One generation's /metrics body; scrapers hold it between
-    :meth:`Renderer.acquire` and :meth:`Renderer.release`.  Its text is
-    assembled only for a scraper that takes it plain: gzip (what Prometheus
-    asks for) is compressed straight from the blocks' buffers."""
+    """One generation's /metrics body in one format; scrapers hold it
+    between :meth:`Renderer.acquire` and :meth:`Renderer.release`.  It is
+    made in the encoding a scraper asks for: gzip (what Prometheus asks
+    for) is compressed as the families are written, and the plain text
+    exists only if someone takes it plain."""
 
     def __init__(self, openmetrics: bool) -> None:
         self.openmetrics = openmetrics
         self.buf = bytearray()
-        self.size = -1  # not assembled yet
+        self.size = -1  # plain text not made yet
         self.gz = bytearray()
-        self.gz_size = -1  # not compressed yet
-        # (buffer, start, end) in order: the headers and the blocks' lines.
-        # Valid while this body is the current one (the next render rewrites
-        # the blocks' buffers), so only read under the renderer's lock.
-        self.pieces: list[tuple[bytes | bytearray, int, int]] = []
-        self.total = 0
+        self.gz_size = -1  # gzip not made yet
+        # The blocks' texts of this generation: valid while this body is the
+        # current one (the next generation rewrites them), so read only
+        # under the renderer's lock.
+        self.texts: list[_BlockText] = []
         self.key: list[tuple[SeriesBlock, int]] = []
         self.users = 0
 
@@ -196,10 +238,40 @@ class Body:
         return memoryview(self.gz if gzip else self.buf)[:size]
 
 
+class _Out:
+    """Bytes appended to a buffer a body keeps (grown by half when full:
+    a new buffer, since a finished scraper's memoryview may still hold the
+    old one), optionally through a gzip stream."""
+
+    def __init__(self, buf: bytearray, gzip: bool) -> None:
+        self.buf, self.pos = buf, 0
+        self._z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31, 8, zlib.Z_DEFAULT_STRATEGY) if gzip else None
+
+    def write(self, data, a: int, b: int) -> None:
+        if self._z is not None:
+            self._put(self._z.compress(memoryview(data)[a:b]))
+        else:
+            self._put(memoryview(data)[a:b])
+
+    def _put(self, chunk) -> None:
+        end = self.pos + len(chunk)
+        if end > len(self.buf):
+            grown = bytearray(max(end, len(self.buf) * 3 // 2, 4096))
+            grown[:self.pos] = memoryview(self.buf)[:self.pos]
+            self.buf = grown
+        self.buf[self.pos:end] = chunk
+        self.pos = end
+
+    def close(self) -> int:
+        if self._z is not None:
+            self._put(self._z.flush(zlib.Z_FINISH))
+        return self.pos
+
+
 class Renderer:
     """Bodies of ``/metrics`` for one store: one render per block and
-    collection, one body per generation and format, shared by all scrapers
-    (``renders`` counts the bodies built)."""
+    collection (a streamed block's: per body made), one body per generation
+    and format, shared by all scrapers (``renders`` counts the bodies)."""
 
     def __init__(self, store: SeriesStore) -> None:
         self._store = store
@@ -207,6 +279,7 @@ class Renderer:
         self._texts: dict[int, _BlockText] = {}  # by id(block), the block checked on use
         self._current: dict[bool, Body] = {}
         self._spare: dict[bool, list[Body]] = {False: [], True: []}
+        self._scratch = _Scratch()
         self.renders = 0
 
     def acquire(self, openmetrics: bool = False, gzip: bool = False) -> Body:
@@ -214,11 +287,9 @@ class Renderer:
         with self._lock:
             body = self._current.get(openmetrics)
             if body is None or not _same(body.key, blocks):
-                body = self._render(blocks, openmetrics)
-            if gzip and body.gz_size < 0:
-                self._compress(body)
-            elif not gzip and body.size < 0:
-                self._assemble(body)
+                body = self._new_body(blocks, openmetrics)
+            if (body.gz_size if gzip else body.size) < 0:
+                self._write(body, gzip)
             body.users += 1
             return body
 
@@ -235,7 +306,7 @@ class Renderer:
             if not spare:
                 spare.append(body)
 
-    def _render(self, blocks: list[SeriesBlock], openmetrics: bool) -> Body:
+    def _new_body(self, blocks: list[SeriesBlock], openmetrics: bool) -> Body:
         texts = []
         for block in blocks:
             text = self._texts.get(id(block))
@@ -246,62 +317,45 @@ class Renderer:
         live = {id(b) for b in blocks}
         for key in [k for k in self._texts if k not in live]:
             del self._texts[key]
-        pieces, seen, total = [], set(), 0
-        for text in texts:  # one family per name: the first block's (with a value) wins
-            heads, spans, buf = text.layout.headers[openmetrics], text.spans, text.buf
-            fresh = seen.isdisjoint(heads.name_set)
-            for f, name in enumerate(heads.names):
-                a, b = spans[f], spans[f + 1]
-                if a == b or (not fresh and name in seen):
-                    continue
-                seen.add(name)
-                pieces.append((heads.text[f], 0, len(heads.text[f])))
-                pieces.append((buf, a, b))
-                total += len(heads.text[f]) + b - a
-        if openmetrics:
-            pieces.append((_EOF, 0, len(_EOF)))
-            total += len(_EOF)
         old = self._current.get(openmetrics)
         spare = self._spare[openmetrics]
         if old is not None and old.users == 0:  # nobody is sending it: overwrite in place
             body = old
         else:
             body = spare.pop() if spare else Body(openmetrics)
-        body.pieces, body.total = pieces, total
+        body.texts = texts
         body.size = body.gz_size = -1
         body.key = [(text.block, text.version) for text in texts]
         self._current[openmetrics] = body
         if old is not None and old is not body:
-            old.pieces = []
+            old.texts = []
             self._retire(old)
         self.renders += 1
         return body
 
-    @staticmethod
-    def _assemble(body: Body) -> None:
-        """The plain text, into a buffer the body keeps."""
-        total = body.total
-        if len(body.buf) < total:
-            body.buf = bytearray(total + total // 8)  # room to grow before the next allocation
-        out, pos = memoryview(body.buf), 0
-        for buf, a, b in body.pieces:
-            out[pos:pos + b - a] = memoryview(buf)[a:b]
-            pos += b - a
-        body.size = pos
-
-    @staticmethod
-    def _compress(body: Body) -> None:
-        """gzip once per generation, from the pieces, into a buffer the body
-        keeps (so a gzip-only scraper never makes the plain text exist)."""
-        if not body.gz:
-            body.gz = bytearray(body.total // 8 + 4096)  # /metrics compresses 8-20x at level 1
-        n = body.total
-        bound = n + (n >> 12) + (n >> 14) + (n >> 25) + 64  # zlib's deflateBound: always fits
-        while (size := core.expo.gzip_pieces(body.pieces, body.gz)) < 0:
-            # Grown by half, not to the bound: the buffer is kept, and a bound
-            # of 8 MB of text would hold 8 MB for 1 MB of gzip.
-            body.gz = bytearray(min(bound, len(body.gz) * 3 // 2))
-        body.gz_size = size
+    def _write(self, body: Body, gzip: bool) -> None:
+        """The body's families, headers first, into its plain or gzip buffer."""
+        out = _Out(body.gz if gzip else body.buf, gzip)
+        seen: set[str] = set()
+        for text in body.texts:  # one family per name: the first block's (with a value) wins
+            heads = text.layout.headers[body.openmetrics]
+            fresh = seen.isdisjoint(heads.name_set)
+            for f, name in enumerate(heads.names):
+                if not fresh and name in seen:
+                    continue
+                buf, a, b = text.family(f, self._scratch)
+                if a == b:  # no value: no family
+                    continue
+                seen.add(name)
+                out.write(heads.text[f], 0, len(heads.text[f]))
+                out.write(buf, a, b)
+        if body.openmetrics:
+            out.write(_EOF, 0, len(_EOF))
+        size = out.close()
+        if gzip:
+            body.gz, body.gz_size = out.buf, size
+        else:
+            body.buf, body.size = out.buf, size
 
 
 def _same(key: list[tuple[SeriesBlock, int]], blocks: list[SeriesBlock]) -> bool:

@@ -40,7 +40,7 @@ cdef extern from "zlib.h" nogil:
                      int strategy)
     int deflate(z_stream *strm, int flush)
     int deflateEnd(z_stream *strm)
-    int Z_OK, Z_STREAM_END, Z_FINISH, Z_NO_FLUSH, Z_DEFLATED, Z_DEFAULT_STRATEGY, Z_BUF_ERROR
+    int Z_OK, Z_STREAM_END, Z_FINISH, Z_DEFLATED, Z_DEFAULT_STRATEGY, Z_BUF_ERROR
 
 VALUE_MAX = 25
 GZIP_LEVEL = 1
@@ -292,49 +292,3 @@ def gzip_into(const unsigned char[::1] data not None, Py_ssize_t length,
         return -1
     raise RuntimeError(f"zlib deflate failed ({rc})")
 
-
-def gzip_pieces(list pieces not None, unsigned char[::1] out not None):
-    """Same contract as ``expo_py.gzip_pieces``: one gzip member of the
-    pieces' bytes in order, each compressed without the GIL, straight from
-    the buffers that hold them (no body assembled first)."""
-    cdef const unsigned char[::1] data
-    cdef Py_ssize_t a, b, total = 0
-    for piece in pieces:
-        data, a, b = piece
-        if not 0 <= a <= b <= data.shape[0]:
-            raise ValueError(f"piece [{a}:{b}] is outside its {data.shape[0]} bytes")
-        total += b - a
-    if total > GZIP_MAX_INPUT:
-        raise ValueError(f"length {total} is above {GZIP_MAX_INPUT}")
-    cdef z_stream strm
-    cdef int rc
-    cdef Py_ssize_t room = out.shape[0]
-    if room > 0xFFFFFFFF:
-        room = 0xFFFFFFFF
-    memset(&strm, 0, sizeof(strm))
-    if deflateInit2(&strm, GZIP_LEVEL, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK:
-        raise MemoryError("zlib could not start a deflate stream")
-    strm.next_out = &out[0] if out.shape[0] else _EMPTY
-    strm.avail_out = <unsigned int>room
-    try:
-        for piece in pieces:
-            data, a, b = piece
-            strm.next_in = <unsigned char *>_base(data) + a  # deflate only reads it
-            strm.avail_in = <unsigned int>(b - a)
-            with nogil:
-                rc = deflate(&strm, Z_NO_FLUSH)
-            if rc != Z_OK and rc != Z_BUF_ERROR:  # BUF_ERROR: nothing to do (an empty piece)
-                raise RuntimeError(f"zlib deflate failed ({rc})")
-            if strm.avail_in:  # out of room
-                return -1
-        strm.next_in = _EMPTY
-        strm.avail_in = 0
-        with nogil:
-            rc = deflate(&strm, Z_FINISH)
-        if rc == Z_STREAM_END:
-            return strm.total_out
-        if rc == Z_OK or rc == Z_BUF_ERROR:  # out of room
-            return -1
-        raise RuntimeError(f"zlib deflate failed ({rc})")
-    finally:
-        deflateEnd(&strm)

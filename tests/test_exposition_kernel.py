@@ -183,19 +183,41 @@ def test_gzip_round_trips(impl):
         impl.gzip_into(text, len(text) + 1, out)
 
 
-def test_gzip_of_pieces_is_the_gzip_of_their_concatenation(impl):
-    text = render(store_with_tricky_values()) * 20
-    cuts = sorted({0, len(text), *range(0, len(text), 997), 5, 5})
-    pieces = [(bytearray(text), a, b) if k % 2 else (text, a, b)
-              for k, (a, b) in enumerate(zip(cuts, cuts[1:]))] + [(b"", 0, 0)]
-    out, whole = bytearray(len(text)), bytearray(len(text))
-    size = impl.gzip_pieces(pieces, out)
-    assert gzip.decompress(bytes(out[:size])) == text
-    assert out[:size] == whole[:expo_py.gzip_into(text, len(text), whole)]  # the very same bytes
-    assert impl.gzip_pieces(pieces, bytearray(16)) == -1  # does not fit: the caller grows it
-    assert impl.gzip_pieces(pieces[:1], bytearray(64)) > 0 and impl.gzip_pieces([], bytearray(64)) == 20
-    with pytest.raises(ValueError):
-        impl.gzip_pieces([(text, 3, len(text) + 1)], out)
+def test_a_large_block_streamed_family_by_family_gives_the_same_bytes(monkeypatch):
+    from agent import exposition
+
+    def store_of(n):
+        store = SeriesStore(retention=60)
+        netdev(store, 1, n)  # above STREAM_ABOVE: streamed
+        gone = Batch()  # a family with no value anywhere is left out
+        for i in range(n):
+            gone.gauge(TEMP2, math.nan, f"s{i}")
+        gone.gauge(TEMP, 1.5)
+        store.ingest("gone", gone, mono=0.0)
+        again = Batch()  # the same family in a later block: the first block's wins
+        again.counter(RX, 7, "late")
+        store.ingest("net2", again, mono=0.0)
+        return store
+
+    n = exposition.STREAM_ABOVE + 50
+
+    def bodies():
+        renderer = Renderer(store_of(n))
+        out = []
+        for openmetrics in (False, True):
+            for gz in (True, False):
+                body = renderer.acquire(openmetrics, gzip=gz)
+                out.append(gzip.decompress(body.view(True)) if gz else bytes(body.view()))
+                renderer.release(body)
+        return out, renderer
+    streamed, renderer = bodies()
+    assert any(t.streamed for t in renderer._texts.values())
+    monkeypatch.setattr(exposition, "STREAM_ABOVE", 10**9)
+    kept, renderer = bodies()
+    assert not any(t.streamed for t in renderer._texts.values())
+    assert streamed == kept
+    assert b"temp2_celsius" not in kept[1] and b'device="late"' not in kept[1]
+    assert kept[1] == kept[0] and kept[1].count(b"\n") > n
 
 
 @pytest.mark.parametrize("bad", ["fam_start", "order", "prefix_off", "header_off", "out", "spans"])
@@ -215,6 +237,7 @@ def test_malformed_layouts_are_refused_before_writing(impl, bad):
 
 RX = FamilyDesc("rx_bytes_total", MetricType.COUNTER, "rx", "", ("device",))
 TEMP = FamilyDesc("temp_celsius", MetricType.GAUGE, "t")
+TEMP2 = FamilyDesc("temp2_celsius", MetricType.GAUGE, "t", "", ("sensor",))
 
 
 def netdev(store: SeriesStore, t: int, n: int = 50) -> None:
@@ -234,7 +257,7 @@ def test_one_render_per_collection_shared_by_concurrent_scrapers():
 
     class Counting:
         render_bound = staticmethod(kernels.render_bound)
-        gzip_pieces = staticmethod(kernels.gzip_pieces)
+        gzip_into = staticmethod(kernels.gzip_into)
 
         @staticmethod
         def render_families(values, *args):

@@ -153,24 +153,3 @@ def gzip_into(data, length: int, out) -> int:
     out[:len(packed)] = packed
     return len(packed)
 
-
-def gzip_pieces(pieces: list, out) -> int:
-    """gzip the bytes of ``pieces`` (``(buffer, start, end)`` tuples) in
-    order, as :func:`gzip_into` would their concatenation: one member, same
-    parameters, fed piece by piece so no body has to be assembled first.
-    Returns the compressed size, or -1 when it does not fit ``out``.
-    ValueError when a piece's bounds are outside its buffer or the total is
-    above ``GZIP_MAX_INPUT``."""
-    total = 0
-    for data, a, b in pieces:
-        if not 0 <= a <= b <= len(data):
-            raise ValueError(f"piece [{a}:{b}] is outside its {len(data)} bytes")
-        total += b - a
-    if total > GZIP_MAX_INPUT:
-        raise ValueError(f"length {total} is above {GZIP_MAX_INPUT}")
-    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31, 8, zlib.Z_DEFAULT_STRATEGY)
-    packed = b"".join([z.compress(memoryview(data)[a:b]) for data, a, b in pieces]) + z.flush(zlib.Z_FINISH)
-    if len(packed) > len(out):
-        return -1
-    out[:len(packed)] = packed
-    return len(packed)
