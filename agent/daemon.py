@@ -39,9 +39,9 @@ from agent.operations.reconcile import reconcile, unfinished
 from agent.security.access import Access
 from agent.security.policy import RolesFileError
 from agent.security.tls import TlsError, load_material
-from agent.startup import (EXIT_CONFIG, EXIT_RETRY, LazyInventory, LazyServicer, StartError,
-                           listen_failed, lock_state_dir, make_state_dir, open_journal,
-                           socket_failed)
+from agent.features.lazy import LazyInventory, LazyServicer
+from agent.startup import (EXIT_CONFIG, EXIT_RETRY, StartError, listen_failed, lock_state_dir,
+                           make_state_dir, open_journal, socket_failed)
 from agent.sdnotify import Notifier
 from agent.telemetry.collector import Collector, CollectorContext, CollectorInfo
 from agent.telemetry.events import EventBus, Severity
@@ -92,7 +92,8 @@ class Agent:
         self._collectors: dict[str, Collector] = {
             "agent": AgentCollector(self.scheduler, self.store, self.events,
                                     lambda: self.streams.active,
-                                    lambda: self.access.audit if self.access else None)}
+                                    lambda: self.access.audit if self.access else None,
+                                    trim=_trim_heap)}
         self._options: dict[str, object] = {}  # options each cached collector was built with
         self._first_read = True  # no API read yet (FIRST_CATCH_UP)
         self._retiring: list[tuple[str, Collector]] = []
@@ -144,7 +145,10 @@ class Agent:
     def _api_read(self) -> None:
         """A GetMetrics or a stream: keep history for a retention's length;
         after an idle spell, bring values to the present first."""
-        if self.scheduler.want(self.cfg.telemetry.retention):
+        # The first read waits for the start-up runs even while a stream is
+        # open (want() then says "not idle": a StreamMetrics is a stream
+        # before it checks its names), or it may find no family yet.
+        if self.scheduler.want(self.cfg.telemetry.retention) or self._first_read:
             first, self._first_read = self._first_read, False
             self.scheduler.refresh(SCRAPE_AGE, FIRST_CATCH_UP if first else CATCH_UP)
 
@@ -216,6 +220,11 @@ class Agent:
         # Collection starts once the API answers: the first runs of thirty
         # collectors (threads fighting for the GIL) no longer delay SERVING.
         # A scrape before this runs its collectors itself (refresh).
+        # Collector threads start from here on: cap glibc's arenas before
+        # they make theirs (agent/backends/malloc.py says why and how much).
+        from agent.backends import malloc  # ctypes: after SERVING, not before
+
+        malloc.limit_arenas(2)
         self.scheduler.start()
         self._start_watchdog()
 
@@ -409,6 +418,12 @@ class Agent:
             os.close(self._state_lock)  # last: nothing writes the state directory now
             self._state_lock = None
         log.info("agent.stopped", seconds=round(time.monotonic() - t0, 3))
+
+
+def _trim_heap() -> None:
+    from agent.backends import malloc  # loaded by limit_arenas after SERVING
+
+    malloc.trim()
 
 
 class _DemandQuery(MetricsQuery):

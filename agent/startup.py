@@ -11,9 +11,8 @@ systemd acts on.
   ``RestartSec=``; each try logs one line, so a lasting conflict is visible.
 
 ``daemon.serve`` logs the error as ``agent.start_failed`` and exits with it.
-
-Also here: what keeps a start quick (:class:`LazyServicer`), so the
-composition root stays about composing.
+What keeps a start quick besides (servicers built at their first call) is
+``agent.features.lazy``, where the features can use it too.
 """
 from __future__ import annotations
 
@@ -22,9 +21,7 @@ import fcntl
 import os
 import socket
 import sqlite3
-import threading
 
-from agent.backends.hostfs import HostFS
 from agent.config_values import split_hostport
 from agent.logs import get_logger
 from agent.operations.journal import Journal, JournalCorrupt, JournalError, move_aside
@@ -149,37 +146,3 @@ def socket_failed(path: str, exc: OSError) -> StartError:
                           holder=exc.holder)
     return StartError(exc.strerror or str(exc), "set server.grpc_socket to a path the agent can "
                       "create; it replaces only a socket nobody listens on", path=path)
-
-
-class LazyServicer:
-    """A servicer built at its first call (``build()`` makes the real one):
-    what its module imports is then not paid for by every start.  gRPC looks
-    each method up once, at registration; each forwards to the real one."""
-
-    def __init__(self, build) -> None:
-        self._build = build
-        self._service = None
-        self._lock = threading.Lock()
-
-    def _real(self):
-        with self._lock:
-            if self._service is None:
-                self._service = self._build()
-            return self._service
-
-    def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return lambda request, context: getattr(self._real(), name)(request, context)
-
-
-class LazyInventory(LazyServicer):
-    """The Inventory servicer: the inventory's code imports pyroute2 and
-    psutil, a tenth of a second a start does not need."""
-
-    def __init__(self, hostfs: HostFS, extend) -> None:
-        def build():
-            from agent.api.inventory_service import InventoryService
-            from agent.inventory import InventoryCache
-            return InventoryService(InventoryCache(hostfs), extend)
-        super().__init__(build)

@@ -6,17 +6,21 @@ audit), :mod:`.telemetry` (status, metrics, inventory), :mod:`.bmc`,
 client commands share is public in :mod:`.client` (reaching the agent),
 :mod:`.display` (values, tables, JSON) and :mod:`.exits` (exit codes).
 Client commands import no server code: the daemon, the servicers and the
-collectors load only for ``serve`` and ``check-config``.
+collectors load only for ``serve`` and ``check-config``.  Only the module of
+the command being run is imported (:mod:`.commands` lists them all for
+``--help``): ``serve`` loads no client module and no client command the
+daemon, which keeps the agent's start short (docs/benchmarks.md, "Start-up").
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import textwrap
 
 from agent import __version__
-from agent.cli import admin, bmc, flows, gpu, network, telemetry
+from agent.cli.commands import COMMANDS
 from agent.cli.exits import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_USAGE, UsageError, warn
 
 DESCRIPTION = """\
@@ -36,18 +40,29 @@ a command's options.
 {textwrap.fill(EXIT_CODES_HELP + ".", 78)}"""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``command`` (one of :data:`.commands.COMMANDS`): that
+    command's module adds its commands with their options; every other
+    command is listed by name and help only, its module not imported.
+    Without ``command`` (``hostagent --help``, a typo) every command is listed."""
     parser = argparse.ArgumentParser(prog="hostagent", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"hostagent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    admin.add_parsers(sub)
-    telemetry.add_parsers(sub)
-    bmc.add_parser(sub)
-    gpu.add_parser(sub)
-    network.add_parser(sub)
-    flows.add_parser(sub)
+    wanted = COMMANDS[command][0] if command in COMMANDS else None
+    for name, (module_name, help_text) in COMMANDS.items():
+        if module_name != wanted:
+            sub.add_parser(name, help=help_text, add_help=False)
+        elif name not in sub.choices:  # its module adds all of its commands, in this order
+            module = importlib.import_module(f"agent.cli.{module_name}")
+            (getattr(module, "add_parsers", None) or module.add_parser)(sub)
     return parser
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The command ``argv`` names: its first word that is not an option
+    (``hostagent``'s own options take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None, plugins=()) -> int:
@@ -69,7 +84,9 @@ def main(argv: list[str] | None = None, plugins=()) -> int:
 
 
 def _run(argv: list[str] | None, plugins: tuple) -> int:
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(command_of(argv)).parse_args(argv)
     args.plugins = plugins
     try:
         return args.func(args)

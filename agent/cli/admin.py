@@ -7,13 +7,14 @@ import argparse
 import os
 import sys
 
+from agent.cli.commands import help_of
 from agent.cli.exits import EXIT_FAILED, EXIT_USAGE, UsageError
 
 DEFAULT_AUDIT_FILE = "/var/lib/hostagent/audit.jsonl"
 
 
 def add_parsers(sub) -> None:
-    serve = sub.add_parser("serve", help="run the agent in the foreground",
+    serve = sub.add_parser("serve", help=help_of("serve"),
                            description="Run the agent in the foreground.  Flags override the "
                                        "config file, which overrides the embedded defaults.")
     serve.add_argument("--config", metavar="FILE", help="TOML config (default: embedded defaults; "
@@ -26,14 +27,14 @@ def add_parsers(sub) -> None:
     serve.add_argument("--log-format", choices=("logfmt", "json"))
     serve.set_defaults(func=run_serve)
 
-    check = sub.add_parser("check-config", help="validate a config file and exit",
+    check = sub.add_parser("check-config", help=help_of("check-config"),
                            description="Validate a config file; a bad one is named by its first "
                                        "bad key and exits 2.")
     check.add_argument("file", metavar="FILE")
     check.add_argument("--print", action="store_true", help="print the effective config")
     check.set_defaults(func=check_config)
 
-    audit = sub.add_parser("audit", help="the audit trail", description="The audit trail.")
+    audit = sub.add_parser("audit", help=help_of("audit"), description="The audit trail.")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = audit_sub.add_parser("verify", help="check the hash chain of an audit file",
                                   description="Check the hash chain of an audit file; exits 1 "

@@ -15,6 +15,7 @@ from google.protobuf import json_format
 
 from agent.cli import operation
 from agent.cli.client import add_connection_options, add_request_id_option
+from agent.cli.commands import help_of
 from agent.cli.display import number, print_json, table, utc
 from agent.cli.exits import EXIT_FAILED, UsageError
 from agent.gen.hostagent.v1 import bmc_pb2 as pb
@@ -29,8 +30,8 @@ _BOOT_NAMES = {v: k for k, v in BOOT_DEVICES.items()}
 
 
 def add_parser(sub) -> None:
-    bmc = sub.add_parser("bmc", help="the node's BMC (IPMI): power, boot device, identify, sensors, "
-                         "event log", description="The BMCs the agent watches ([[bmc.targets]]), "
+    bmc = sub.add_parser("bmc", help=help_of("bmc"),
+                         description="The BMCs the agent watches ([[bmc.targets]]), "
                          "through the agent.  Actions that change something wait for the agent's "
                          "operation to end and exit 0 only when it succeeded.  Exit codes: 0 ok, 1 "
                          "failed (or a BMC down, for list), 2 usage error, 3 agent unreachable.")

@@ -13,6 +13,7 @@ from google.protobuf import duration_pb2
 
 from agent.cli import operation
 from agent.cli.client import add_connection_options, connection
+from agent.cli.commands import help_of
 from agent.cli.display import number, print_json, table
 from agent.cli.exits import EXIT_FAILED, UsageError
 from agent.config_values import parse_duration
@@ -24,7 +25,7 @@ PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 47: "gre", 50: "esp"}
 
 
 def add_parser(sub) -> None:
-    flows = sub.add_parser("flows", help="sampled traffic by flow: top talkers per interface, VM, VNI",
+    flows = sub.add_parser("flows", help=help_of("flows"),
                            description="The flows the agent's packet sampler saw ([sampling] in the "
                            "agent's config).  Packets and bytes are estimates (samples times the "
                            "sampling rate).  Exit codes: 0 ok, 1 nothing matched or sampling off, "

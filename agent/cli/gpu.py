@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from agent.cli import operation
 from agent.cli.client import add_connection_options, add_request_id_option
+from agent.cli.commands import help_of
 from agent.cli.display import number, print_json, table
 from agent.cli.exits import EXIT_FAILED, UsageError
 from agent.gen.hostagent.v1 import gpu_pb2 as pb
@@ -25,7 +26,7 @@ _MODE_NAMES = {v: k for k, v in COMPUTE_MODES.items()}
 
 
 def add_parser(sub) -> None:
-    gpu = sub.add_parser("gpu", help="the node's NVIDIA GPUs: state, power limit, persistence, MIG",
+    gpu = sub.add_parser("gpu", help=help_of("gpu"),
                          description="The NVIDIA GPUs the agent sees through NVML.  A GPU is "
                          "named by UUID, PCI bus id (18:00.0) or index.  Settings wait for the "
                          "agent's operation and exit 0 only when it succeeded.  Exit codes: 0 ok, "

@@ -19,6 +19,7 @@ from google.protobuf import json_format
 
 from agent.cli import operation
 from agent.cli.client import add_connection_options, add_request_id_option
+from agent.cli.commands import help_of
 from agent.cli.display import print_json
 from agent.cli.exits import UsageError, warn
 from agent.gen.hostagent.v1 import network_pb2 as pb
@@ -28,8 +29,7 @@ STUB = network_pb2_grpc.NetworkStub
 
 
 def add_parser(sub) -> None:
-    net = sub.add_parser("network", help="host networking in nmstate's format: show, apply, "
-                         "confirm, rollback",
+    net = sub.add_parser("network", help=help_of("network"),
                          description="The node's interfaces, addresses and routes, declared in "
                          "nmstate's YAML/JSON format and applied by the agent as one transaction "
                          "(docs/network.md).  Exit codes: 0 ok, 1 failed (rolled back), 2 usage "

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agent.cli import display
 from agent.cli.client import add_connection_options, connection, report_error
+from agent.cli.commands import help_of
 from agent.cli.exits import EXIT_FAILED, UsageError, warn
 from agent.gen.hostagent.v1 import inventory_pb2, inventory_pb2_grpc, telemetry_pb2 as tpb
 from agent.gen.hostagent.v1 import telemetry_pb2_grpc
@@ -24,19 +25,18 @@ _STATUS_FAMILIES = ("hostagent_collector_up", "hostagent_collector_present",
 
 
 def add_parsers(sub) -> None:
-    def client(name: str, help_text: str, description: str, func) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=description)
+    def client(name: str, description: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_of(name), description=description)
         add_connection_options(p, deprecated_target=True)
         p.set_defaults(func=func)
         return p
 
-    client("status", "health of the agent and of each collector",
-           "The agent's health, version and kernels, the number of series it serves on /metrics, "
-           "and each collector: up, DOWN or absent, its last run and its errors.  Exits 1 when "
-           "the agent is not serving or a collector is down.", show_status)
-    metrics = client("metrics", "current values (optionally window statistics)",
-                     "Current values of the metrics named (all without NAME), one series a line, "
-                     "with counters' per-second rates.  Exits 1 when nothing matches.", show_metrics)
+    client("status", "The agent's health, version and kernels, the number of series it serves "
+           "on /metrics, and each collector: up, DOWN or absent, its last run and its errors.  "
+           "Exits 1 when the agent is not serving or a collector is down.", show_status)
+    metrics = client("metrics", "Current values of the metrics named (all without NAME), one "
+                     "series a line, with counters' per-second rates.  Exits 1 when nothing "
+                     "matches.", show_metrics)
     metrics.add_argument("names", nargs="*", metavar="NAME", help="metric names or globs")
     metrics.add_argument("-l", "--label", action="append", default=[], metavar="MATCHER",
                          help="label matcher: name=value, name!=value, name=~regex, name!~regex")
@@ -44,8 +44,8 @@ def add_parsers(sub) -> None:
                          help="add min/max/mean/p50/p90/p99 over this window, e.g. 5m")
     metrics.add_argument("--raw", action="store_true",
                          help="every digit (default: 24.1 GB, 3.2M, UTC times)")
-    inventory = client("inventory", "hardware and OS inventory",
-                       "Host, role, DMI, CPU and NUMA, memory, NICs and disks.", show_inventory)
+    inventory = client("inventory", "Host, role, DMI, CPU and NUMA, memory, NICs and disks.",
+                       show_inventory)
     inventory.add_argument("--refresh", action="store_true", help="re-read the hardware now")
 
 

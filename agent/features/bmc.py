@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Mapping, Sequence
 
-from agent.api.bmc_convert import info_to_proto
-from agent.api.bmc_service import BmcService
 from agent.bmc.collector import COLLECTOR, IpmiCollector
 from agent.bmc.config import SECTION
 from agent.bmc.hub import BmcHub
 from agent.bmc.operations import bmc_kinds
 from agent.feature import (Feature, FeatureContext, FeatureInstance, ServiceBinding,
                            ServiceContext)
+from agent.features.lazy import LazyServicer
 from agent.gen.hostagent.v1 import bmc_pb2, inventory_pb2
 from agent.operations.manager import OperationKind
 from agent.telemetry.collector import CollectorContext, CollectorInfo
@@ -33,7 +32,10 @@ class BmcFeature(FeatureInstance):
         return bmc_kinds(self.hub)
 
     def services(self, ctx: ServiceContext) -> Sequence[ServiceBinding]:
-        return [(BmcService(self.hub, ctx.operations, ctx.identify, ctx.role_of), BMC)]
+        def build():  # at the first call: a start does not import the servicer's modules
+            from agent.api.bmc_service import BmcService
+            return BmcService(self.hub, ctx.operations, ctx.identify, ctx.role_of)
+        return [(LazyServicer(build), BMC)]
 
     def collectors(self) -> Sequence[CollectorInfo]:
         return [replace(COLLECTOR, factory=self._ipmi)]
@@ -42,6 +44,7 @@ class BmcFeature(FeatureInstance):
         return IpmiCollector(ctx, self.hub)
 
     def add_inventory(self, inventory: inventory_pb2.Inventory) -> None:
+        from agent.api.bmc_convert import info_to_proto
         inventory.bmcs.extend(info_to_proto(t, ident) for t, ident in self.hub.identities())
 
     def close(self) -> None:

@@ -15,9 +15,9 @@ from dataclasses import replace
 from typing import Sequence
 
 from agent import core
-from agent.api.flows_service import WATCH_LIMIT, FlowsService
 from agent.api.streams import StreamGate
 from agent.feature import Feature, FeatureContext, FeatureInstance, ServiceBinding, ServiceContext
+from agent.features.lazy import LazyServicer
 from agent.flows.collector import COLLECTOR, FlowsCollector
 from agent.flows.config import SECTION
 from agent.flows.hub import FlowHub
@@ -34,7 +34,7 @@ class FlowsFeature(FeatureInstance):
         cfg = ctx.config.section(SECTION)
         self.hub: FlowHub | None = None
         self.sampler = None  # agent.flows.sampler.Sampler, with [sampling]
-        self.streams = StreamGate(WATCH_LIMIT)
+        self.streams: StreamGate | None = None  # WatchFlows' streams, with the servicer
         if not cfg.enabled:
             return
         # Only with [sampling]: the sampler, the exporter and what they load.
@@ -58,7 +58,11 @@ class FlowsFeature(FeatureInstance):
                  kernel=core.FLOWS_IMPLEMENTATION)
 
     def services(self, ctx: ServiceContext) -> Sequence[ServiceBinding]:
-        return [(FlowsService(self.hub, self.streams), FLOWS)]
+        def build():  # at the first call: a start does not import the servicer's modules
+            from agent.api.flows_service import WATCH_LIMIT, FlowsService
+            self.streams = StreamGate(WATCH_LIMIT)
+            return FlowsService(self.hub, self.streams)
+        return [(LazyServicer(build), FLOWS)]
 
     def collectors(self) -> Sequence[CollectorInfo]:
         return [replace(COLLECTOR, factory=self._flows)]
@@ -67,7 +71,8 @@ class FlowsFeature(FeatureInstance):
         return FlowsCollector(ctx, self.hub)
 
     def close(self) -> None:
-        self.streams.close_all()
+        if self.streams is not None:
+            self.streams.close_all()
         if self.sampler is not None:
             self.sampler.close()
 

@@ -14,21 +14,35 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from agent.api.network_convert import in_desired, parse_desired
 from agent.backends.route_lookup import connection_path
 from agent.errors import FailedPrecondition, InvalidArgument
 from agent.gen.hostagent.v1 import options_pb2
 from agent.logs import get_logger
-from agent.network.engine import ApplyFailed, ApplyResult, NetworkEngine
 from agent.operations.manager import OperationKind, OperationManager
 from agent.operations.model import OperationState
 from agent.telemetry.events import Publish, Severity
 
+if TYPE_CHECKING:  # the engine loads at its first use (agent.features.network)
+    from agent.network.engine import ApplyResult, NetworkEngine
+
 log = get_logger(__name__)
 RESOURCE = "network"
 KINDS = ("network.apply", "network.confirm", "network.rollback")
+
+
+def load_pyroute2() -> None:
+    """Import pyroute2 as the netdev and netclass collectors' first runs do,
+    through ``agent.backends.links``, before a first use from another thread.
+    Two threads importing pyroute2 at once by different paths fail ("cannot
+    import name ... from partially initialized module"): links imports its
+    submodules before the package, ``route_lookup`` and ``netconf`` the
+    package first, and each thread waits for a module lock the other holds.
+    Through links, every first import waits on that one module's lock.  An
+    apply right after start meets those first runs (docs/benchmarks.md,
+    "Start-up")."""
+    import agent.backends.links  # noqa: F401
 
 
 def caller_path(peer: str) -> tuple[str | None, str | None]:
@@ -42,6 +56,7 @@ def caller_path(peer: str) -> tuple[str | None, str | None]:
     host, _, port = rest.rpartition(":")
     host = host.strip("[]").split("%")[0]
     try:
+        load_pyroute2()  # route_lookup's import of it
         return connection_path(host, int(port))
     except (ValueError, OSError) as exc:  # a lookup that fails protects nothing extra: say so
         log.warning("network.caller_lookup_failed", peer=peer[:100], error=str(exc)[:200])
@@ -113,6 +128,8 @@ class NetworkControl:
 
     # -- operations --------------------------------------------------------
     def _apply(self, ctx, args) -> dict:
+        from agent.api.network_convert import in_desired, parse_desired  # at the first apply
+        from agent.network.engine import ApplyFailed
         desired = parse_desired(args["desired"])
         timeout = args.get("confirm_timeout") or None
         with self._lock:

@@ -14,9 +14,10 @@ when a thermal or power slowdown starts or ends (families.SLOWDOWN).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from agent.backends.guard import Pending
 from agent.backends.hostfs import HostFS
-from agent.backends.nvml_model import GpuSample, GpuStatic
 from agent.config import Config
 from agent.errors import Unavailable
 from agent.gpu.config import SECTION
@@ -27,6 +28,9 @@ from agent.logs import get_logger
 from agent.telemetry.collector import CollectorContext, CollectorInfo, NoData
 from agent.telemetry.events import Publish, Severity
 from agent.telemetry.model import Batch
+
+if TYPE_CHECKING:  # the backend loads when NVML is first opened (agent.gpu.hub)
+    from agent.backends.nvml_model import GpuSample, GpuStatic
 
 log = get_logger(__name__)
 STAGGER = 0.05  # seconds a poll gets before the next GPU's starts beside it

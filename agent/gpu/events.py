@@ -10,11 +10,14 @@ after which it registers again.  Each XID also becomes the GPU's
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-from agent.backends.nvml_model import GpuEvent, NvmlError
 from agent.gpu.hub import GpuHub
 from agent.logs import get_logger
 from agent.telemetry.events import Publish, Severity
+
+if TYPE_CHECKING:
+    from agent.backends.nvml_model import GpuEvent
 
 log = get_logger(__name__)
 
@@ -84,6 +87,7 @@ class XidWatcher:
             if event is not None:
                 self._deliver(event)
         if events is not None:
+            from agent.backends.nvml_model import NvmlError  # loaded with NVML (agent.gpu.hub)
             try:
                 events.close()
             except NvmlError:

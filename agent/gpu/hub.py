@@ -6,7 +6,9 @@ operations and the inventory.
 
 NVML itself (init, driver version, finding GPUs) runs on one more guard,
 ``nvml``.  NVML is opened at first use, not at start: a driver that takes
-seconds to initialize (no persistence daemon) delays nothing else.  No
+seconds to initialize (no persistence daemon) delays nothing else, and the
+backend (``agent.backends.nvml``, pynvml, ``nvml_model``) is imported then
+too, so a start pays for none of it (docs/benchmarks.md, "Start-up").  No
 driver: ``missing`` says why, the collector reports itself absent, the
 service answers FAILED_PRECONDITION with that text.
 
@@ -21,17 +23,18 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from agent.backends.guard import Guard, Pending
-from agent.backends.nvml import Nvml, NvmlDevice
-from agent.backends.nvml_model import (GpuLost, GpuSample, GpuStatic, GpuTimeout, NvmlError,
-                                       NvmlMissing)
 from agent.errors import FailedPrecondition, NotFound, quote
 from agent.gpu.config import GpuConfig
 from agent.gpu.energy import EnergyCounter
 from agent.logs import get_logger
 from agent.telemetry.events import Publish, Severity, no_publish
+
+if TYPE_CHECKING:
+    from agent.backends.nvml import Nvml, NvmlDevice
+    from agent.backends.nvml_model import GpuSample, GpuStatic
 
 log = get_logger(__name__)
 _BUS_RE = re.compile(r"(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])")
@@ -39,8 +42,18 @@ _BUS_RE = re.compile(r"(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1
 
 class GpuGuard(Guard):
     noun = "GPU"
-    failure_types = (GpuLost,)
-    timeout_error = GpuTimeout
+
+    # NVML's errors are the backend's: imported when a call is first made
+    # (after NVML was opened), not when the hub is built at start.
+    @property
+    def failure_types(self) -> tuple[type[Exception], ...]:
+        from agent.backends.nvml_model import GpuLost
+        return (GpuLost,)
+
+    @property
+    def timeout_error(self) -> type[Exception]:
+        from agent.backends.nvml_model import GpuTimeout
+        return GpuTimeout
 
 
 def normalize_bus_id(text: str) -> str | None:
@@ -117,7 +130,8 @@ class GpuHub:
     def __init__(self, cfg: GpuConfig, state_dir: str, publish: Publish = no_publish,
                  nvml_factory: Callable[[GpuConfig], Nvml] | None = None) -> None:
         self.cfg, self.state_dir, self._publish = cfg, state_dir, publish
-        self.nvml = (nvml_factory or (lambda c: Nvml(c.nvml_library, c.field_batching)))(cfg)
+        self._nvml_factory = nvml_factory or _system_nvml
+        self.nvml: Nvml | None = None  # made at the first open
         self.system = GpuGuard("nvml", cfg.timeout, cfg.initial_backoff, cfg.max_backoff)
         self.targets: dict[str, GpuTarget] = {}
         self.missing = ""         # why there is no NVML; "" when there is (or not tried yet)
@@ -125,19 +139,34 @@ class GpuHub:
         self.driver_version = self.cuda_version = ""
         self.generation = 0       # bumped when GPU handles change (the XID watcher re-registers)
         self._open_lock = threading.Lock()
+        self._on_open: list[Callable[[], None]] = []
         self._reported_lost: set[str] = set()
 
     # -- opening -------------------------------------------------------------
+    def on_open(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (once, on the opening thread) when NVML has been
+        opened with a driver there; at once if it already has; never
+        without a driver."""
+        with self._open_lock:
+            if self.missing:
+                return
+            if not self.opened:
+                self._on_open.append(callback)
+                return
+        callback()
+
     def open(self) -> bool:
         """Open NVML and find the GPUs, once; False when there is no driver
         (``missing`` says why).  Other failures raise (retried at next use)."""
         with self._open_lock:
             if self.opened or self.missing:
                 return self.opened
+            from agent.backends.nvml_model import NvmlMissing
             try:
                 devices = self.system.call(self._open, timeout=max(self.cfg.timeout, 10.0))
             except NvmlMissing as exc:
                 self.missing = str(exc)
+                self._on_open.clear()
                 log.info("gpu.no_driver", reason=self.missing)
                 return False
             for dev in devices:
@@ -147,9 +176,14 @@ class GpuHub:
             self.opened = True
             log.info("gpu.nvml_opened", driver=self.driver_version, cuda=self.cuda_version,
                      gpus=len(devices), library=self.cfg.nvml_library or "system")
-            return True
+            callbacks, self._on_open = self._on_open, []
+        for callback in callbacks:
+            callback()
+        return True
 
     def _open(self) -> list[NvmlDevice]:
+        if self.nvml is None:
+            self.nvml = self._nvml_factory(self.cfg)
         self.nvml.open()
         self.driver_version = self.nvml.driver_version()
         self.cuda_version = self.nvml.cuda_version()
@@ -219,6 +253,7 @@ class GpuHub:
         for t in self.targets.values():
             t.close()
         if self.opened:
+            from agent.backends.nvml_model import NvmlError
             try:
                 self.system.call(self.nvml.close)
             except (NvmlError, FailedPrecondition) as exc:
@@ -226,3 +261,10 @@ class GpuHub:
             except Exception as exc:  # noqa: BLE001 - best effort on the way out
                 log.warning("gpu.nvml_close_failed", error=str(exc))
         self.system.close()
+
+
+def _system_nvml(cfg: GpuConfig) -> Nvml:
+    """The NVML backend (``agent.backends.nvml``, which imports pynvml), for
+    the library ``cfg`` names: imported at the first open."""
+    from agent.backends.nvml import Nvml
+    return Nvml(cfg.nvml_library, cfg.field_batching)

@@ -12,10 +12,12 @@ placement rules fit best.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from agent.backends.nvml_model import GpuInstance, MigProfile
 from agent.errors import InvalidArgument
+
+if TYPE_CHECKING:  # the backend loads when NVML is first opened (agent.gpu.hub)
+    from agent.backends.nvml_model import GpuInstance, MigProfile
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,17 @@ servicer has validated the arguments and resolved the GPU to its UUID.
 """
 from __future__ import annotations
 
-from agent.backends.nvml import NvmlDevice
+from typing import TYPE_CHECKING
+
 from agent.errors import DeadlineExceeded, FailedPrecondition
 from agent.gen.hostagent.v1 import options_pb2
 from agent.gpu import mig
 from agent.gpu.hub import GpuHub, GpuTarget
 from agent.logs import get_logger
 from agent.operations.manager import OperationKind
+
+if TYPE_CHECKING:  # the backend loads when NVML is first opened (agent.gpu.hub)
+    from agent.backends.nvml import NvmlDevice
 
 log = get_logger(__name__)
 OP_TIMEOUT = 60.0  # MIG changes and resets take seconds on real GPUs

@@ -96,7 +96,8 @@ class CollectorStatus:
 
 
 class _Runner:
-    """One collector and its worker thread, started at its first run."""
+    """One collector and its worker thread, started after SERVING
+    (:meth:`Scheduler.start`) or at its first run, whichever comes first."""
 
     def __init__(self, spec: CollectorSpec, sched: "Scheduler") -> None:
         self.spec = spec
@@ -115,14 +116,15 @@ class _Runner:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _start_thread(self) -> None:
-        # At the first run, not at install: Thread.start waits until the new
-        # thread runs, and a start that installed thirty-odd collectors waited
-        # for each before it served (docs/benchmarks.md, "Start-up"); the
-        # first runs come after SERVING.  A runner never run has no thread.
-        self._thread = threading.Thread(target=self._work, name=f"collector-{self.spec.name}",
-                                        daemon=True)
-        self._thread.start()
+    def start_thread(self) -> None:
+        """Start the worker, once (scheduler lock held).  Not at install:
+        Thread.start waits until the new thread runs, and a start that
+        installed thirty-odd collectors waited for each before it served
+        (docs/benchmarks.md, "Start-up")."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name=f"collector-{self.spec.name}",
+                                            daemon=True)
+            self._thread.start()
 
     def trigger(self, now: float, full: bool = True) -> None:
         self.first = self.last_start == -math.inf
@@ -132,8 +134,7 @@ class _Runner:
         self.full = full
         self.timed_out = False
         self._wake.set()
-        if self._thread is None:
-            self._start_thread()
+        self.start_thread()  # a scrape before Scheduler.start, or a runner a reload added
 
     def retire(self) -> None:
         self.retired = True
@@ -248,6 +249,13 @@ class Scheduler:
 
     # -- loop ------------------------------------------------------------
     def start(self) -> None:
+        # The workers start here (after SERVING: the daemon calls this last),
+        # all before the loop's first pass: started from inside that pass,
+        # each Thread.start waited for the GIL held by the first runs already
+        # going, with the lock held, and the first scrape waited behind them.
+        with self._cond:
+            for runner in self._runners.values():
+                runner.start_thread()
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
         self._thread.start()
 
