@@ -88,7 +88,8 @@ class Agent:
         self.scheduler = Scheduler(self.store, self.events, cfg.telemetry.max_backoff,
                                    demand=lambda: self.streams.active > 0)
         self.streams = StreamGate(max(1, cfg.server.max_workers - STREAM_HEADROOM))
-        self.query = _DemandQuery(self.store, self._api_read)
+        self.query = _DemandQuery(self.store, self._api_read, lambda collectors: self.scheduler.want_history(
+            collectors, self.cfg.telemetry.retention))
         self._collectors: dict[str, Collector] = {
             "agent": AgentCollector(self.scheduler, self.store, self.events,
                                     lambda: self.streams.active,
@@ -428,16 +429,24 @@ def _trim_heap() -> None:
 
 class _DemandQuery(MetricsQuery):
     """The API's reads of the store, each telling the scheduler that
-    someone wants values and history (GetMetrics and StreamMetrics check
-    their names first)."""
+    someone wants values (GetMetrics and StreamMetrics check their names
+    first) and, with a window, the history of the collectors whose
+    families it selects (they check the window next)."""
 
-    def __init__(self, store: SeriesStore, on_read) -> None:
+    def __init__(self, store: SeriesStore, on_read, on_window) -> None:
         super().__init__(store)
         self._on_read = on_read
+        self._on_window = on_window
 
     def check_names(self, selector, field_prefix: str = "selector") -> None:
         self._on_read()
         super().check_names(selector, field_prefix)
+
+    def check_window(self, window, field_name: str = "window", selector=None) -> None:
+        super().check_window(window, field_name, selector)
+        if window is not None:
+            self._on_window({collector for name, (_, collector) in self.store.families().items()
+                             if selector is None or selector.wants_family(name)})
 
 
 def serve(config_path: str | None, overrides: dict, plugins: Sequence[Feature] = ()) -> int:

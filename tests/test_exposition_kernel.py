@@ -184,7 +184,7 @@ def test_gzip_round_trips(impl):
 
 
 def test_a_large_block_streamed_family_by_family_gives_the_same_bytes(monkeypatch):
-    from agent import exposition
+    from agent import exposition_render as exposition
 
     def store_of(n):
         store = SeriesStore(retention=60)

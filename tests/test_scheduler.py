@@ -416,20 +416,25 @@ def test_without_demand_only_scrapes_run_a_demand_driven_collector(sched, clock)
     assert block(sched, "c").cap == 1 and block(sched, "c").count == 1  # no history kept: the latest only
 
 
-def test_history_is_kept_while_wanted_and_freed_after(sched, clock):
-    c = Counting(clock)
+def test_history_is_kept_for_the_collectors_a_window_asked_for_and_freed_after(sched, clock):
+    c, other = Counting(clock), Counting(clock)
     sched.set_collectors([CollectorSpec("c", c, 1.0, 4.0, on_scrape=True, background=False),
+                          CollectorSpec("other", other, 1.0, 4.0, background=False),
                           CollectorSpec("hw", Counting(clock), 1.0, 4.0)])  # background: always kept
     sched.start()
     run_until(sched, clock, 3.0)
     assert block(sched, "c").cap == 1 and block(sched, "hw").cap > 1
-    sched.want(hold=5.0)
+    sched.want(hold=5.0)  # a read without a window: the schedule, no history
+    run_until(sched, clock, 3.5)
+    assert block(sched, "c").cap == 1
+    sched.want_history(["c", "unknown", "hw"], hold=5.0)  # a window over c's families
     run_until(sched, clock, 7.0)
     kept = block(sched, "c")
-    # The latest sample when history was turned on, then every scheduled run 3..7.
-    assert kept.cap > 1 and kept.count == 6
-    assert kept.window_stats(60.0)[7] == 5  # rates over the window: the first sample has none
-    run_until(sched, clock, 12.0)  # nobody asked again: the hold ended at 8
+    # The latest sample when history was turned on, then every scheduled run 4..7.
+    assert kept.cap > 1 and kept.count == 5
+    assert kept.window_stats(60.0)[7] == 5  # the window statistics count them all (each has a rate)
+    assert block(sched, "other").cap == 1  # ran on schedule, but nobody asked for its window
+    run_until(sched, clock, 12.0)  # nobody asked again: the hold ended at 8.5
     assert block(sched, "c").cap == 1 and block(sched, "c").count == 1
     assert block(sched, "hw").cap > 1
 

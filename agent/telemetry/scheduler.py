@@ -25,10 +25,11 @@ API read in the last ``hold`` seconds, or an open stream).  Otherwise only
 scrapes run it: an ``on_scrape`` one when its values are older than
 ``max_age``, any other when it is due by its interval.  An idle agent that
 nobody scrapes therefore collects nothing and wakes for nothing.  Nor does
-the store keep such a collector's history meanwhile
-(:meth:`SeriesStore.set_history`): only its latest values, which are all a
-scrape reads.  ``want`` turns history on; the loop turns it off once nobody
-has wanted it for ``hold`` seconds.
+the store keep such a collector's history (:meth:`SeriesStore.set_history`)
+unless a read asks for a window over its families
+(:meth:`Scheduler.want_history`): only its latest values, which are all a
+scrape and a read without a window need.  The loop frees it again once
+nobody has asked for ``hold`` seconds and no stream is open.
 
 The loop sleeps until the next thing it must do (a run due, a run's
 timeout); whoever changes that (a scrape starting a run, a run ending with
@@ -53,6 +54,7 @@ from agent.telemetry.store import SeriesStore
 log = get_logger(__name__)
 TICK = 0.25  # how often the loop looks while a reload's replaced runner is still running
 ABSENT_RECHECK = 60.0  # seconds between looks for hardware a collector found absent
+HISTORY_RECHECK = 10.0  # while a stream is open, how often kept history's expiry is looked at
 REFRESH_STEP = 0.05  # a scrape starts the next run after this, if the last one has not ended
 
 
@@ -167,7 +169,8 @@ class Scheduler:
         self._clock = clock
         self._demand = demand  # true while history is wanted regardless of want() (open streams)
         self._wanted_until = -math.inf  # want(): history wanted until then (scheduler clock)
-        self._history = False  # whether the background=False collectors' history is kept now
+        # background=False collectors whose history is kept: until when (scheduler clock)
+        self._history_until: dict[str, float] = {}
         self._wake_at = math.inf  # when the loop means to wake next (scheduler clock)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)  # the loop sleeps on it
@@ -194,7 +197,7 @@ class Scheduler:
                         self.store.drop(name, forget=True)
             for name, spec in wanted.items():
                 if name not in self._runners:
-                    self.store.set_history(name, spec.background or self._history)
+                    self.store.set_history(name, spec.background or name in self._history_until)
                     self.store.configure(name, spec.interval)
                     runner = self._runners[name] = _Runner(spec, self)
                     # A run of the replaced runner may still be in flight on
@@ -231,18 +234,36 @@ class Scheduler:
             idle = not self._wanted(now)
             self._wanted_until = max(self._wanted_until, now + hold)
             if idle:
-                self._keep_history(True)
                 self._cond.notify_all()  # due runs start now
             return idle
 
-    def _keep_history(self, on: bool) -> None:
-        """Turn the on-demand collectors' history on or off.  Called with
-        the lock held (runs ingest under it too, so none is mid-ingest)."""
-        if on != self._history:
-            self._history = on
-            for name, runner in self._runners.items():
-                if not runner.spec.background:
-                    self.store.set_history(name, on)
+    def want_history(self, collectors, hold: float) -> None:
+        """A read asks for a window over these collectors' families: keep
+        their history for ``hold`` seconds more (from the latest sample on;
+        with ``want``, their schedule fills it at their interval)."""
+        with self._cond:
+            until = self._clock() + hold
+            for name in collectors:
+                runner = self._runners.get(name)
+                if runner is None or runner.spec.background:
+                    continue  # unknown, or a feature's: kept always
+                if name not in self._history_until:
+                    self.store.set_history(name, True)  # under the lock: no ingest meanwhile
+                self._history_until[name] = max(self._history_until.get(name, until), until)
+            self._cond.notify_all()  # the loop's next wake-up includes the new expiry
+
+    def _expire_history(self, now: float) -> float:
+        """Free the history nobody asked for within its hold (an open stream
+        keeps it); return seconds until the next expiry."""
+        if self._demand():
+            # Looked at again after the streams: the loop wakes for nothing else.
+            return math.inf if not self._history_until else HISTORY_RECHECK
+        for name, until in list(self._history_until.items()):
+            if until <= now:
+                del self._history_until[name]
+                if name in self._runners:
+                    self.store.set_history(name, False)
+        return min(self._history_until.values(), default=now + math.inf) - now
 
     def _wanted(self, now: float) -> bool:
         return now < self._wanted_until or self._demand()
@@ -340,9 +361,7 @@ class Scheduler:
                 now = self._clock()
                 self.heartbeat = now
                 wanted = self._wanted(now)
-                if wanted != self._history:
-                    self._keep_history(wanted)  # on: an open stream; off: nobody asked for hold
-                wait = math.inf
+                wait = self._expire_history(now)
                 for runner in self._runners.values():
                     wait = min(wait, self._tend(runner, now, wanted))
                 self._wake_at = now + wait

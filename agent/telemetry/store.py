@@ -9,10 +9,11 @@ series, so a whole collection is folded in by one kernel call
 Memory is ``8 * cap`` bytes per series for history plus about 40 bytes of
 columns; ``cap`` is ``retention / interval + 1`` (181 slots for the defaults
 15 min at 5 s), so 10k series take about 15 MB.  History is kept only where
-it is wanted (:meth:`SeriesStore.set_history`): a block without it has one
-slot, the latest sample, which is all /metrics and a GetMetrics without a
-window read (4096 interfaces: 121 MB of netdev history is not kept while
-nobody asks for it).
+it is wanted (:meth:`SeriesStore.set_history`, driven by windowed reads
+through ``Scheduler.want_history``): a block without it has one slot, the
+latest sample, which is all /metrics and a GetMetrics without a window read
+(4096 interfaces: 121 MB of netdev history is not kept while nobody asks
+for a window over it).
 """
 from __future__ import annotations
 
