@@ -42,121 +42,22 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from agent.logs import get_logger
-from agent.telemetry.collector import Collector, NoData
+from agent.telemetry.collector import NoData
 from agent.telemetry.events import EventBus, Severity
 from agent.telemetry.model import Batch
+from agent.telemetry.runner import CollectorSpec, CollectorStatus, Runner
 from agent.telemetry.store import SeriesStore
+
+__all__ = ["CollectorSpec", "CollectorStatus", "Scheduler"]
 
 log = get_logger(__name__)
 TICK = 0.25  # how often the loop looks while a reload's replaced runner is still running
 ABSENT_RECHECK = 60.0  # seconds between looks for hardware a collector found absent
 HISTORY_RECHECK = 10.0  # while a stream is open, how often kept history's expiry is looked at
 REFRESH_STEP = 0.05  # a scrape starts the next run after this, if the last one has not ended
-
-
-@dataclass(frozen=True)
-class CollectorSpec:
-    name: str
-    collector: Collector
-    interval: float
-    timeout: float
-    on_scrape: bool = False  # a /metrics scrape runs it when its values are older than max_age
-    # False: its schedule runs only while someone wants history (Scheduler.want);
-    # otherwise scrapes run it (on_scrape: when older than max_age; else when due).
-    background: bool = True
-    # The first run's timeout, if longer (opening netlink sockets, a first dump
-    # of thousands of links); None: ``timeout``.
-    first_timeout: float | None = None
-
-    def timeout_of(self, first: bool) -> float:
-        return max(self.timeout, self.first_timeout or 0.0) if first else self.timeout
-
-
-@dataclass
-class CollectorStatus:
-    """What ``hostagent_collector_*`` metrics and ``hostagent status`` show."""
-
-    name: str
-    interval: float
-    timeout: float
-    up: bool = False
-    present: bool = True
-    runs_total: int = 0
-    errors_total: int = 0
-    timeouts_total: int = 0
-    consecutive_failures: int = 0
-    last_duration: float = 0.0
-    # CPU of the collector's runs on its worker thread (collect and ingest),
-    # so an operator sees which collector a host's agent spends its CPU on.
-    cpu_seconds: float = 0.0
-    last_success: float = 0.0  # wall clock
-    last_error: str = ""
-
-
-class _Runner:
-    """One collector and its worker thread, started after SERVING
-    (:meth:`Scheduler.start`) or at its first run, whichever comes first."""
-
-    def __init__(self, spec: CollectorSpec, sched: "Scheduler") -> None:
-        self.spec = spec
-        self.sched = sched
-        self.status = CollectorStatus(spec.name, spec.interval, spec.timeout)
-        self.next_due = 0.0
-        self.started: float | None = None  # monotonic start of the run in flight
-        self.last_start = -math.inf  # start of the latest run, light or full
-        self.last_full = -math.inf  # start of the latest full run: the schedule's anchor
-        self.full = True  # whether the run in flight is a full one
-        self.first = True  # whether the run in flight (or the next) is the first
-        self.finished = 0  # runs ended (a scrape waits for this to pass a mark)
-        self.timed_out = False
-        self.retired = False
-        self.predecessor: "_Runner | None" = None  # replaced runner whose run may still be going
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start_thread(self) -> None:
-        """Start the worker, once (scheduler lock held).  Not at install:
-        Thread.start waits until the new thread runs, and a start that
-        installed thirty-odd collectors waited for each before it served
-        (docs/benchmarks.md, "Start-up")."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name=f"collector-{self.spec.name}",
-                                            daemon=True)
-            self._thread.start()
-
-    def trigger(self, now: float, full: bool = True) -> None:
-        self.first = self.last_start == -math.inf
-        self.started = self.last_start = now
-        if full:
-            self.last_full = now
-        self.full = full
-        self.timed_out = False
-        self._wake.set()
-        self.start_thread()  # a scrape before Scheduler.start, or a runner a reload added
-
-    def retire(self) -> None:
-        self.retired = True
-        self._wake.set()
-
-    def _work(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self.retired:
-                return
-            batch = Batch()
-            error: BaseException | None = None
-            t0, cpu0 = time.monotonic(), time.thread_time()
-            try:
-                self.spec.collector.collect(batch)
-            except BaseException as exc:  # noqa: BLE001 - isolation is the point
-                error = exc
-            self.sched._finished(self, batch, error, time.monotonic() - t0)
-            self.status.cpu_seconds += time.thread_time() - cpu0  # only this thread writes it
 
 
 class Scheduler:
@@ -175,7 +76,7 @@ class Scheduler:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)  # the loop sleeps on it
         self._done = threading.Condition(self._lock)  # scrapes waiting for runs sleep on it
-        self._runners: dict[str, _Runner] = {}
+        self._runners: dict[str, Runner] = {}
         self._stop = False
         self._thread: threading.Thread | None = None
         self.heartbeat = clock()
@@ -186,7 +87,7 @@ class Scheduler:
         spec is unchanged keeps its runner, state and history."""
         with self._cond:
             wanted = {s.name: s for s in specs}
-            retired: dict[str, _Runner] = {}
+            retired: dict[str, Runner] = {}
             for name in list(self._runners):
                 runner = self._runners[name]
                 if wanted.get(name) != runner.spec:
@@ -199,7 +100,7 @@ class Scheduler:
                 if name not in self._runners:
                     self.store.set_history(name, spec.background or name in self._history_until)
                     self.store.configure(name, spec.interval)
-                    runner = self._runners[name] = _Runner(spec, self)
+                    runner = self._runners[name] = Runner(spec, self)
                     # A run of the replaced runner may still be in flight on
                     # the same collector object: never two runs at once.
                     runner.predecessor = retired.get(name)
@@ -314,7 +215,7 @@ class Scheduler:
         with self._cond:
             if self._stop:
                 return
-            marks: list[tuple[_Runner, int]] = []
+            marks: list[tuple[Runner, int]] = []
             for runner in [r for r in self._runners.values()
                            if r.spec.on_scrape or not r.spec.background]:
                 if runner.retired or runner.predecessor is not None:
@@ -367,7 +268,7 @@ class Scheduler:
                 self._wake_at = now + wait
                 self._cond.wait(None if wait == math.inf else max(wait, 0.0))
 
-    def _tend(self, runner: _Runner, now: float, wanted: bool) -> float:
+    def _tend(self, runner: Runner, now: float, wanted: bool) -> float:
         """Start or time out one runner; return seconds until it next needs us."""
         spec = runner.spec
         if runner.predecessor is not None:
@@ -395,7 +296,7 @@ class Scheduler:
         return runner.next_due - now
 
     # -- results (called on the worker thread) ---------------------------
-    def _finished(self, runner: _Runner, batch: Batch, error: BaseException | None,
+    def _finished(self, runner: Runner, batch: Batch, error: BaseException | None,
                   duration: float) -> None:
         with self._cond:
             if runner.retired:
@@ -446,7 +347,7 @@ class Scheduler:
                     runner.spec.background or self._wanted(self._clock())):
                 self._cond.notify_all()
 
-    def _next_due(self, runner: _Runner) -> float:
+    def _next_due(self, runner: Runner) -> float:
         interval = runner.spec.interval
         now = self._clock()
         if not runner.status.present:
@@ -460,7 +361,7 @@ class Scheduler:
             return max(runner.last_full + interval, now)
         return now + min(interval * 2 ** (failures - 1), max(self.max_backoff, interval))
 
-    def _succeeded(self, runner: _Runner) -> None:
+    def _succeeded(self, runner: Runner) -> None:
         status = runner.status
         if not status.up and status.consecutive_failures:
             log.info("collector.recovered", collector=status.name)
@@ -471,7 +372,7 @@ class Scheduler:
         status.last_error = ""
         status.last_success = time.time()
 
-    def _failed(self, runner: _Runner, reason: str) -> None:
+    def _failed(self, runner: Runner, reason: str) -> None:
         status = runner.status
         status.errors_total += 1
         status.consecutive_failures += 1
