@@ -35,24 +35,22 @@ from agent.gen.hostagent.v1 import inventory_pb2, operations_pb2
 from agent.logs import get_logger, setup_logging
 from agent.operations.journal import Journal
 from agent.operations.manager import OperationKind, OperationManager
-from agent.operations.reconcile import reconcile, unfinished
 from agent.security.access import Access
 from agent.security.policy import RolesFileError
 from agent.security.tls import TlsError, load_material
 from agent.features.lazy import LazyInventory, LazyServicer
 from agent.startup import (EXIT_CONFIG, EXIT_RETRY, StartError, listen_failed, lock_state_dir,
-                           make_state_dir, open_journal, socket_failed)
+                           make_state_dir, socket_failed, start_operations)
 from agent.sdnotify import Notifier
 from agent.telemetry.collector import Collector, CollectorContext, CollectorInfo
 from agent.telemetry.events import EventBus, Severity
-from agent.telemetry.query import MetricsQuery
+from agent.telemetry.query import DemandQuery
 from agent.telemetry.scheduler import CollectorSpec, Scheduler
 from agent.telemetry.store import SeriesStore
 
 log = get_logger(__name__)
 STREAM_HEADROOM = 4  # worker threads kept for unary calls
 OPERATIONS = operations_pb2.DESCRIPTOR.services_by_name["Operations"]
-PURGE_EVERY = 3600.0  # seconds between purges of old finished operations
 SCRAPE_AGE = 0.25  # what Scheduler.refresh runs for a scrape (docs/architecture.md)
 CATCH_UP = 1.0  # seconds the first API read after an idle spell waits for fresh values
 # The first API read after start waits for the collectors' start-up runs as
@@ -88,7 +86,7 @@ class Agent:
         self.scheduler = Scheduler(self.store, self.events, cfg.telemetry.max_backoff,
                                    demand=lambda: self.streams.active > 0)
         self.streams = StreamGate(max(1, cfg.server.max_workers - STREAM_HEADROOM))
-        self.query = _DemandQuery(self.store, self._api_read, lambda collectors: self.scheduler.want_history(
+        self.query = DemandQuery(self.store, self._api_read, lambda collectors: self.scheduler.want_history(
             collectors, self.cfg.telemetry.retention))
         self._collectors: dict[str, Collector] = {
             "agent": AgentCollector(self.scheduler, self.store, self.events,
@@ -96,7 +94,8 @@ class Agent:
                                     lambda: self.access.audit if self.access else None,
                                     trim=_trim_heap)}
         self._options: dict[str, object] = {}  # options each cached collector was built with
-        self._first_read = True  # no API read yet (FIRST_CATCH_UP)
+        self._first_read = True  # no API read has caught up yet (FIRST_CATCH_UP)
+        self._first_read_lock = threading.Lock()  # the others wait for the one catching up
         self._retiring: list[tuple[str, Collector]] = []
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -146,12 +145,19 @@ class Agent:
     def _api_read(self) -> None:
         """A GetMetrics or a stream: keep history for a retention's length;
         after an idle spell, bring values to the present first."""
-        # The first read waits for the start-up runs even while a stream is
-        # open (want() then says "not idle": a StreamMetrics is a stream
-        # before it checks its names), or it may find no family yet.
-        if self.scheduler.want(self.cfg.telemetry.retention) or self._first_read:
-            first, self._first_read = self._first_read, False
-            self.scheduler.refresh(SCRAPE_AGE, FIRST_CATCH_UP if first else CATCH_UP)
+        # Every read until the start-up runs are in waits for them, even
+        # while a stream is open (want() then says "not idle": a StreamMetrics
+        # is a stream before it checks its names) and even beside another
+        # first read (two streams opened at once: the second found no family).
+        if self._first_read:
+            with self._first_read_lock:
+                if self._first_read:
+                    self.scheduler.want(self.cfg.telemetry.retention)
+                    self.scheduler.refresh(SCRAPE_AGE, FIRST_CATCH_UP)
+                    self._first_read = False
+                    return
+        if self.scheduler.want(self.cfg.telemetry.retention):
+            self.scheduler.refresh(SCRAPE_AGE, CATCH_UP)
 
     def _families_but(self, collector: str) -> set[str]:
         """Families the store holds from collectors other than ``collector``."""
@@ -230,36 +236,13 @@ class Agent:
         self._start_watchdog()
 
     def _start_operations(self) -> None:
-        cfg = self.cfg
         kinds: dict[str, OperationKind] = {}
         for _, instance in self._instances:
             kinds.update(instance.kinds())
-        path = os.path.join(cfg.state_dir, "operations.db")
-        self.journal, moved, reason = open_journal(path)
-        if moved:
-            # Refusing to start would cost the node its telemetry and BMC
-            # control; what is lost is short-lived operations' idempotency.
-            log.error("operations.journal_corrupt", path=path, error=reason, moved_to=moved,
-                      action="started with an empty journal: earlier operations are forgotten "
-                             "(NOT_FOUND) and a retried request_id runs again; the old file is kept")
-            self._start_events.append((
-                "operations.journal_reset", Severity.ERROR,
-                f"{path} was unreadable and moved to {os.path.basename(moved)}; operations "
-                "started before this start are forgotten", {"path": path, "moved_to": moved}))
-        self.operations = OperationManager(self.journal, kinds, cfg.operations.workers,
-                                           cfg.operations.retention)
-        before = unfinished(self.journal)
-        self.operations.recover()
-        reconcile(before, self.journal, self.access.audit)  # the kill -9 gap: docs/security.md
-
-        def purge() -> None:
-            while not self._stop.wait(PURGE_EVERY):
-                try:
-                    self.operations.purge()
-                except Exception:  # noqa: BLE001 - keep purging next hour
-                    log.exception("operations.purge_failed")
-
-        threading.Thread(target=purge, name="operations-purge", daemon=True).start()
+        ops = self.cfg.operations
+        self.journal, self.operations, events = start_operations(
+            self.cfg.state_dir, kinds, ops.workers, ops.retention, self.access.audit, self._stop)
+        self._start_events.extend(events)
 
     def _add_inventory(self, inventory: inventory_pb2.Inventory) -> None:
         for _, instance in self._instances:
@@ -425,28 +408,6 @@ def _trim_heap() -> None:
     from agent.backends import malloc  # loaded by limit_arenas after SERVING
 
     malloc.trim()
-
-
-class _DemandQuery(MetricsQuery):
-    """The API's reads of the store, each telling the scheduler that
-    someone wants values (GetMetrics and StreamMetrics check their names
-    first) and, with a window, the history of the collectors whose
-    families it selects (they check the window next)."""
-
-    def __init__(self, store: SeriesStore, on_read, on_window) -> None:
-        super().__init__(store)
-        self._on_read = on_read
-        self._on_window = on_window
-
-    def check_names(self, selector, field_prefix: str = "selector") -> None:
-        self._on_read()
-        super().check_names(selector, field_prefix)
-
-    def check_window(self, window, field_name: str = "window", selector=None) -> None:
-        super().check_window(window, field_name, selector)
-        if window is not None:
-            self._on_window({collector for name, (_, collector) in self.store.families().items()
-                             if selector is None or selector.wants_family(name)})
 
 
 def serve(config_path: str | None, overrides: dict, plugins: Sequence[Feature] = ()) -> int:

@@ -21,10 +21,14 @@ import fcntl
 import os
 import socket
 import sqlite3
+import threading
 
 from agent.config_values import split_hostport
 from agent.logs import get_logger
 from agent.operations.journal import Journal, JournalCorrupt, JournalError, move_aside
+from agent.operations.manager import OperationKind, OperationManager
+from agent.operations.reconcile import reconcile, unfinished
+from agent.telemetry.events import Severity
 from agent.security.peercred import SocketInUse
 
 log = get_logger(__name__)
@@ -96,6 +100,45 @@ def open_journal(path: str) -> tuple[Journal, str | None, str]:
     except (OSError, sqlite3.Error, JournalError) as exc:
         raise StartError(f"corrupt ({reason}) and cannot be replaced: {exc}",
                          "move the file away by hand", path=path) from None
+
+
+PURGE_EVERY = 3600.0  # seconds between purges of old finished operations
+
+
+def start_operations(state_dir: str, kinds: dict[str, OperationKind], workers: int,
+                     retention: float, audit, stop: threading.Event
+                     ) -> tuple[Journal, OperationManager, list[tuple]]:
+    """Open the operations journal, recover what a crash left unfinished,
+    reconcile it with the audit trail and start the hourly purge (until
+    ``stop``).  Returns the journal, the manager and the events to publish
+    once the agent has started (kind, severity, message, labels)."""
+    events: list[tuple] = []
+    path = os.path.join(state_dir, "operations.db")
+    journal, moved, reason = open_journal(path)
+    if moved:
+        # Refusing to start would cost the node its telemetry and BMC
+        # control; what is lost is short-lived operations' idempotency.
+        log.error("operations.journal_corrupt", path=path, error=reason, moved_to=moved,
+                  action="started with an empty journal: earlier operations are forgotten "
+                         "(NOT_FOUND) and a retried request_id runs again; the old file is kept")
+        events.append((
+            "operations.journal_reset", Severity.ERROR,
+            f"{path} was unreadable and moved to {os.path.basename(moved)}; operations "
+            "started before this start are forgotten", {"path": path, "moved_to": moved}))
+    manager = OperationManager(journal, kinds, workers, retention)
+    before = unfinished(journal)
+    manager.recover()
+    reconcile(before, journal, audit)  # the kill -9 gap: docs/security.md
+
+    def purge() -> None:
+        while not stop.wait(PURGE_EVERY):
+            try:
+                manager.purge()
+            except Exception:  # noqa: BLE001 - keep purging next hour
+                log.exception("operations.purge_failed")
+
+    threading.Thread(target=purge, name="operations-purge", daemon=True).start()
+    return journal, manager, events
 
 
 def _bind_error(host: str, port: int) -> OSError | None:

@@ -155,3 +155,26 @@ class MetricsQuery:
         for snap in result:
             snap.rows.sort(key=lambda r: r.labels)
         return result
+
+
+class DemandQuery(MetricsQuery):
+    """The API's reads of the store as the daemon wires them: each tells
+    the scheduler that someone wants values (``on_read``: GetMetrics and
+    StreamMetrics check their names first) and, with a window, the history
+    of the collectors whose families it selects (``on_window``, with their
+    names: they check the window next)."""
+
+    def __init__(self, store: SeriesStore, on_read, on_window) -> None:
+        super().__init__(store)
+        self._on_read = on_read
+        self._on_window = on_window
+
+    def check_names(self, selector, field_prefix: str = "selector") -> None:
+        self._on_read()
+        super().check_names(selector, field_prefix)
+
+    def check_window(self, window, field_name: str = "window", selector=None) -> None:
+        super().check_window(window, field_name, selector)
+        if window is not None:
+            self._on_window({collector for name, (_, collector) in self.store.families().items()
+                             if selector is None or selector.wants_family(name)})
