@@ -89,7 +89,7 @@ def test_help_shows_the_whole_description_and_the_exit_codes():
     text = " ".join(result.stdout.split())
     assert ("hostagent runs the per-node agent (serve), checks its config and its audit trail, and "
             "talks to a running agent the way an operator would") in text
-    assert "the node's BMC (bmc) and its NVIDIA GPUs (gpu)." in text and "``" not in result.stdout
+    assert "its host networking (network) and its sampled traffic (flows)." in text and "``" not in result.stdout
     assert "2 usage error; 3 agent unreachable" in text and "141 output pipe closed" in text
     status_help = run("status", "--help").stdout
     assert "--agent ADDR" in status_help and "--cert FILE" in status_help

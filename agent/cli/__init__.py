@@ -27,8 +27,8 @@ DESCRIPTION = """\
 hostagent runs the per-node agent (serve), checks its config and its audit
 trail, and talks to a running agent the way an operator would: its health
 (status), current metric values and window statistics (metrics), the
-hardware inventory (inventory), the node's BMC (bmc) and its NVIDIA GPUs
-(gpu)."""
+hardware inventory (inventory), the node's BMC (bmc), its NVIDIA GPUs
+(gpu), its host networking (network) and its sampled traffic (flows)."""
 
 EPILOG = f"""\
 Client commands reach the local agent over its unix socket; --agent HOST:PORT
