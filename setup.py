@@ -20,9 +20,8 @@ if os.environ.get("HOSTAGENT_NO_EXTENSIONS", "") in ("", "0"):
          Extension("agent.core._netlink", ["ext/_netlink.pyx"], extra_compile_args=flags),
          # packet header decoder and flow table (docs/flows-kernel.md)
          Extension("agent.core._flows", ["ext/_flows.pyx"], extra_compile_args=flags),
-         # /metrics text and its gzip (zlib's deflate, called without the GIL)
-         Extension("agent.core._expo", ["ext/_expo.pyx"], extra_compile_args=flags,
-                   libraries=["z"])],
+         # /metrics text (its gzip is zlib's stream, agent/exposition_render.py)
+         Extension("agent.core._expo", ["ext/_expo.pyx"], extra_compile_args=flags)],
         compiler_directives={"language_level": "3"},
     )
 

@@ -29,22 +29,7 @@ cdef extern from "Python.h":
     void PyMem_Free(void *p)
     int Py_DTSF_ADD_DOT_0
 
-cdef extern from "zlib.h" nogil:
-    ctypedef struct z_stream:
-        unsigned char *next_in
-        unsigned int avail_in
-        unsigned char *next_out
-        unsigned int avail_out
-        unsigned long total_out
-    int deflateInit2(z_stream *strm, int level, int method, int windowBits, int memLevel,
-                     int strategy)
-    int deflate(z_stream *strm, int flush)
-    int deflateEnd(z_stream *strm)
-    int Z_OK, Z_STREAM_END, Z_FINISH, Z_DEFLATED, Z_DEFAULT_STRATEGY, Z_BUF_ERROR
-
 VALUE_MAX = 25
-GZIP_LEVEL = 1
-GZIP_MAX_INPUT = 2**32 - 1
 
 cdef enum:
     _VALUE_MAX = 25  # "-2.2250738585072014e-308" and a newline
@@ -260,35 +245,4 @@ cdef Py_ssize_t _render(const double[::1] values, const int64_t[::1] order,
             pos = start
     spans[families] = pos
     return pos
-
-
-def gzip_into(const unsigned char[::1] data not None, Py_ssize_t length,
-              unsigned char[::1] out not None):
-    """Same contract as ``expo_py.gzip_into``: zlib's own gzip wrapper with
-    the same parameters, compressed without the GIL."""
-    if not 0 <= length <= data.shape[0]:
-        raise ValueError(f"length must be in 0..{data.shape[0]}, got {length}")
-    if length > GZIP_MAX_INPUT:
-        raise ValueError(f"length {length} is above {GZIP_MAX_INPUT}")
-    cdef z_stream strm
-    cdef int rc
-    cdef Py_ssize_t room = out.shape[0]
-    if room > 0xFFFFFFFF:
-        room = 0xFFFFFFFF
-    memset(&strm, 0, sizeof(strm))
-    if deflateInit2(&strm, GZIP_LEVEL, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK:
-        raise MemoryError("zlib could not start a deflate stream")
-    strm.next_in = <unsigned char *>_base(data)  # deflate only reads it
-    strm.avail_in = <unsigned int>length
-    strm.next_out = &out[0] if out.shape[0] else _EMPTY
-    strm.avail_out = <unsigned int>room
-    with nogil:
-        rc = deflate(&strm, Z_FINISH)
-    produced = strm.total_out
-    deflateEnd(&strm)
-    if rc == Z_STREAM_END:
-        return produced
-    if rc == Z_OK or rc == Z_BUF_ERROR:  # out of room
-        return -1
-    raise RuntimeError(f"zlib deflate failed ({rc})")
 

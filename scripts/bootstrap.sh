@@ -9,8 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 purpose=${1:-run}
 
-# zlib1g-dev: the /metrics kernel (ext/_expo.pyx) gzips with zlib's deflate.
-packages=(gcc iproute2 zlib1g-dev)
+packages=(gcc iproute2)
 if [ "$purpose" = test ] || [ "$purpose" = bench ]; then
   # prometheus: a real server scrapes the agent in the integration tests;
   # systemd: systemd-analyze verifies the unit file;

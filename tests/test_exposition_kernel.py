@@ -171,18 +171,6 @@ def test_openmetrics_is_what_prometheus_client_writes(impl):
     assert 'node_network_receive_bytes_total{device="tap\\"1\\\\x",netns=""} 9.223372036854776e+18' in ours
 
 
-def test_gzip_round_trips(impl):
-    text = render(store_with_tricky_values()) * 50
-    out = bytearray(len(text) + 64)
-    size = impl.gzip_into(text, len(text), out)
-    assert 0 < size < len(text) / 5
-    assert gzip.decompress(bytes(out[:size])) == text
-    assert impl.gzip_into(text, 10, out) > 0 and gzip.decompress(bytes(out[:impl.gzip_into(text, 10, out)])) == text[:10]
-    assert impl.gzip_into(text, len(text), bytearray(8)) == -1  # does not fit: the caller grows it
-    with pytest.raises(ValueError):
-        impl.gzip_into(text, len(text) + 1, out)
-
-
 def test_a_large_block_streamed_family_by_family_gives_the_same_bytes(monkeypatch):
     from agent import exposition_render as exposition
 
@@ -257,7 +245,6 @@ def test_one_render_per_collection_shared_by_concurrent_scrapers():
 
     class Counting:
         render_bound = staticmethod(kernels.render_bound)
-        gzip_into = staticmethod(kernels.gzip_into)
 
         @staticmethod
         def render_families(values, *args):

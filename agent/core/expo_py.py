@@ -19,14 +19,12 @@ offset 0; a family without any such line is left out entirely.
 """
 from __future__ import annotations
 
-import zlib
 
 # The longest text format_value writes ("-2.2250738585072014e-308") and the
 # newline: what render_families reserves per series.
 VALUE_MAX = 25
 # gzip member of a deflate stream: level 1 (see docs/architecture.md "/metrics").
 GZIP_LEVEL = 1
-GZIP_MAX_INPUT = 2**32 - 1  # zlib's avail_in is 32 bits; a body is far smaller
 
 
 def format_value(v: float) -> str:
@@ -134,22 +132,4 @@ def render_families(values, order, fam_start, prefixes, prefix_off, headers, hea
             pos = start
     spans[families] = pos
     return pos
-
-
-def gzip_into(data, length: int, out) -> int:
-    """gzip ``data[:length]`` (one member, level ``GZIP_LEVEL``, zlib's
-    default memory level and strategy, no name, mtime 0) into ``out``;
-    return the compressed size, or -1 when it does not fit ``out`` (the
-    caller grows ``out`` and asks again).  ValueError when ``length`` is
-    outside ``0..len(data)`` or above ``GZIP_MAX_INPUT``."""
-    if not 0 <= length <= len(data):
-        raise ValueError(f"length must be in 0..{len(data)}, got {length}")
-    if length > GZIP_MAX_INPUT:
-        raise ValueError(f"length {length} is above {GZIP_MAX_INPUT}")
-    z = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31, 8, zlib.Z_DEFAULT_STRATEGY)
-    packed = z.compress(memoryview(data)[:length]) + z.flush(zlib.Z_FINISH)
-    if len(packed) > len(out):
-        return -1
-    out[:len(packed)] = packed
-    return len(packed)
 
