@@ -115,7 +115,8 @@ class Agent:
         tel = cfg.telemetry
         self.store.configure("agent", tel.interval)
         specs = [CollectorSpec("agent", self._collectors["agent"], tel.interval, tel.timeout,
-                               on_scrape=True, background=False, first_timeout=START_ALLOWANCE)]
+                               on_scrape=True, background=False, first_timeout=START_ALLOWANCE,
+                               inline=True)]
         for name, ccfg in sorted(cfg.collectors.items()):
             if not ccfg.enabled:
                 self._retire_collector(name)
@@ -137,7 +138,7 @@ class Agent:
             # wants history; the features' (BMC, GPU, flows) always do: they
             # watch hardware and publish events.
             specs.append(CollectorSpec(name, collector, timing.interval, timing.timeout,
-                                       on_scrape=info.on_scrape,
+                                       on_scrape=info.on_scrape, inline=info.inline,
                                        background=name not in _HOST_COLLECTORS,
                                        first_timeout=START_ALLOWANCE))
         return specs

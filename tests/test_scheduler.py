@@ -60,16 +60,18 @@ class Raises:
 
 
 class Hangs:
-    """The first run blocks until released, then returns a batch marked
-    "late"; every later run returns one marked "on_time" at once."""
+    """Run ``on_run`` (the first by default) blocks until released, then
+    returns a batch marked "late"; every other run returns one marked
+    "on_time" at once."""
 
-    def __init__(self):
+    def __init__(self, on_run=1):
         self.release = threading.Event()
         self.runs = 0
+        self.on_run = on_run
 
     def collect(self, batch):
         self.runs += 1
-        if self.runs == 1:
+        if self.runs == self.on_run:
             self.release.wait()
             batch.gauge(RESULT, 1, "late")
         else:
@@ -349,7 +351,55 @@ def test_scrapes_slower_than_the_interval_add_no_runs(sched, clock):
     assert block(sched, "c").count == 11  # 0..50 every 5 s
 
 
-def test_concurrent_scrapes_share_one_run_and_never_overlap(sched, clock):
+class Where:
+    """Records the thread each run ran on."""
+
+    def __init__(self):
+        self.threads: list[int] = []
+
+    def collect(self, batch):
+        self.threads.append(threading.get_ident())
+        batch.counter(RUNS, len(self.threads))
+
+
+def test_a_scrape_runs_inline_collectors_itself_and_the_others_on_their_workers(sched, clock):
+    inline, isolated = Where(), Where()
+    sched.set_collectors([CollectorSpec("c", inline, 5.0, 4.0, on_scrape=True, inline=True),
+                          CollectorSpec("iso", isolated, 5.0, 4.0, on_scrape=True)])
+    sched.start()
+    run_until(sched, clock, 1.0)  # the start-up runs: both on their workers
+    me = threading.get_ident()
+    assert me not in inline.threads + isolated.threads
+    assert scrape(sched, clock) == 2  # fresh, run by this thread
+    assert inline.threads[-1] == me
+    assert len(isolated.threads) == 2 and isolated.threads[-1] != me
+    assert status(sched, "c").runs_total == 2 and status(sched, "c").up
+
+
+def test_a_hung_inline_run_times_out_and_later_scrapes_go_on_without_it(sched, clock):
+    hangs, fine = Hangs(on_run=2), Counting(clock)  # the start-up run returns
+    sched.set_collectors([CollectorSpec("hangs", hangs, 5.0, 2.0, on_scrape=True, inline=True),
+                          CollectorSpec("c", fine, 5.0, 4.0, on_scrape=True, inline=True)])
+    sched.start()
+    run_until(sched, clock, 1.0)
+    stuck = threading.Thread(target=sched.refresh, args=(0.25, 30.0), daemon=True)
+    stuck.start()
+    assert wait_for(lambda: hangs.runs == 2)  # hung, on that scrape's thread
+    run_until(sched, clock, 4.0, stuck={"hangs"})  # past its 2 s timeout: the loop marks it
+    assert status(sched, "hangs").timeouts_total == 1 and not status(sched, "hangs").up
+    try:
+        t0 = time.monotonic()
+        assert scrape(sched, clock) >= 2  # this scrape neither waits for nor reruns the stuck one
+        assert time.monotonic() - t0 < 1.0 and hangs.runs == 2
+    finally:
+        hangs.release.set()
+    stuck.join(5)
+    assert not stuck.is_alive()
+    assert results(sched.store).get("hangs") != {"late"}  # the late batch is discarded
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_concurrent_scrapes_share_one_run_and_never_overlap(sched, clock, inline):
     class Slow:
         def __init__(self):
             self.running = self.most = self.runs = 0
@@ -368,7 +418,7 @@ def test_concurrent_scrapes_share_one_run_and_never_overlap(sched, clock):
             batch.counter(RUNS, self.runs)
 
     slow = Slow()
-    sched.set_collectors([CollectorSpec("c", slow, 5.0, 4.0, on_scrape=True)])
+    sched.set_collectors([CollectorSpec("c", slow, 5.0, 4.0, on_scrape=True, inline=inline)])
     sched.start()
     run_until(sched, clock, 1.0)
     threads = [threading.Thread(target=sched.refresh, args=(0.25, 5.0)) for _ in range(4)]

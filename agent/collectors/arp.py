@@ -44,4 +44,4 @@ class ArpCollector:
             batch.gauge(ENTRIES, count, device)
 
 
-COLLECTOR = CollectorInfo(name="arp", factory=ArpCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="arp", factory=ArpCollector, on_scrape=True, inline=True)

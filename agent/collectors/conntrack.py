@@ -88,4 +88,4 @@ class ConntrackCollector:
                 batch.gauge(family, stats[name])
 
 
-COLLECTOR = CollectorInfo(name="conntrack", factory=ConntrackCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="conntrack", factory=ConntrackCollector, on_scrape=True, inline=True)

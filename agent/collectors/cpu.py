@@ -126,4 +126,4 @@ class CpuCollector:
             return {}
 
 
-COLLECTOR = CollectorInfo(name="cpu", factory=CpuCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="cpu", factory=CpuCollector, on_scrape=True, inline=True)

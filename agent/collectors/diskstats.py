@@ -165,4 +165,4 @@ class DiskstatsCollector:
             batch.gauge(ROTATIONAL, rotational, dev)
 
 
-COLLECTOR = CollectorInfo(name="diskstats", factory=DiskstatsCollector, on_scrape=True, options=OPTIONS)
+COLLECTOR = CollectorInfo(name="diskstats", factory=DiskstatsCollector, on_scrape=True, inline=True, options=OPTIONS)

@@ -47,4 +47,4 @@ class EntropyCollector:
             batch.gauge(POOL_SIZE, entropy.pool_size)
 
 
-COLLECTOR = CollectorInfo(name="entropy", factory=EntropyCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="entropy", factory=EntropyCollector, on_scrape=True, inline=True)

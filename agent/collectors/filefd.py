@@ -46,4 +46,4 @@ class FilefdCollector:
         batch.gauge(MAXIMUM, nr.maximum)
 
 
-COLLECTOR = CollectorInfo(name="filefd", factory=FilefdCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="filefd", factory=FilefdCollector, on_scrape=True, inline=True)

@@ -54,4 +54,4 @@ class LoadavgCollector:
         batch.gauge(TASKS_TOTAL, load.tasks)
 
 
-COLLECTOR = CollectorInfo(name="loadavg", factory=LoadavgCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="loadavg", factory=LoadavgCollector, on_scrape=True, inline=True)

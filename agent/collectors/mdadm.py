@@ -139,4 +139,4 @@ class MdadmCollector:
             batch.gauge(BLOCKS_SYNCED, md.blocks_synced, dev)
 
 
-COLLECTOR = CollectorInfo(name="mdadm", factory=MdadmCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="mdadm", factory=MdadmCollector, on_scrape=True, inline=True)

@@ -103,4 +103,4 @@ class MeminfoCollector:
                     batch.gauge(family, value, size)
 
 
-COLLECTOR = CollectorInfo(name="meminfo", factory=MeminfoCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="meminfo", factory=MeminfoCollector, on_scrape=True, inline=True)

@@ -201,5 +201,5 @@ class NetstatCollector:
         return self._families[key]
 
 
-COLLECTOR = CollectorInfo(name="netstat", factory=NetstatCollector, on_scrape=True,
+COLLECTOR = CollectorInfo(name="netstat", factory=NetstatCollector, on_scrape=True, inline=True,
                           options={"fields": fields_pattern})

@@ -97,4 +97,4 @@ class PressureCollector:
             raise NoData("/proc/pressure has no cpu, io, memory or irq file")
 
 
-COLLECTOR = CollectorInfo(name="pressure", factory=PressureCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="pressure", factory=PressureCollector, on_scrape=True, inline=True)

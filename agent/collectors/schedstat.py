@@ -65,4 +65,4 @@ class SchedstatCollector:
             batch.counter(TIMESLICES, cpu.timeslices, cpu.cpu)
 
 
-COLLECTOR = CollectorInfo(name="schedstat", factory=SchedstatCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="schedstat", factory=SchedstatCollector, on_scrape=True, inline=True)

@@ -90,4 +90,4 @@ class SockstatCollector:
         return family
 
 
-COLLECTOR = CollectorInfo(name="sockstat", factory=SockstatCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="sockstat", factory=SockstatCollector, on_scrape=True, inline=True)

@@ -96,4 +96,4 @@ class SoftnetCollector:
                 batch.gauge(BACKLOG_LEN, stat.backlog_len, cpu)
 
 
-COLLECTOR = CollectorInfo(name="softnet", factory=SoftnetCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="softnet", factory=SoftnetCollector, on_scrape=True, inline=True)

@@ -43,4 +43,4 @@ class StatCollector:
                 batch.gauge(family, value)
 
 
-COLLECTOR = CollectorInfo(name="stat", factory=StatCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="stat", factory=StatCollector, on_scrape=True, inline=True)

@@ -86,4 +86,4 @@ class TimeCollector:
         return out
 
 
-COLLECTOR = CollectorInfo(name="time", factory=TimeCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="time", factory=TimeCollector, on_scrape=True, inline=True)

@@ -126,4 +126,4 @@ class TimexCollector:
             batch.counter(family, getattr(values, _field(family)))
 
 
-COLLECTOR = CollectorInfo(name="timex", factory=TimexCollector, on_scrape=True)
+COLLECTOR = CollectorInfo(name="timex", factory=TimexCollector, on_scrape=True, inline=True)

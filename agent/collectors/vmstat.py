@@ -97,4 +97,4 @@ class VmstatCollector:
         return self._families[key]
 
 
-COLLECTOR = CollectorInfo(name="vmstat", factory=VmstatCollector, on_scrape=True, options={"fields": regex})
+COLLECTOR = CollectorInfo(name="vmstat", factory=VmstatCollector, on_scrape=True, inline=True, options={"fields": regex})

@@ -82,6 +82,13 @@ class CollectorInfo:
     Prometheus' ``rate()`` and ``irate()`` are right at any scrape interval.
     For cheap collectors whose values feed rates (counters); the others keep
     their interval (docs/architecture.md, "Fresh values for every scrape").
+
+    ``inline``: a scrape runs it on the scrape's own thread rather than
+    waking its worker thread, which costs more than most such runs.  Only
+    for collectors that read the kernel's own tables (procfs, a syscall, a
+    core sysfs attribute): nothing there waits on a device, a BMC or a
+    mount, so a run cannot hang the scrape.  Anything else stays isolated on
+    its worker.
     """
 
     name: str
@@ -92,6 +99,7 @@ class CollectorInfo:
     retention: float | None = None
     timeout_for: Callable[[Config], float | None] | None = None
     on_scrape: bool = False
+    inline: bool = False
     options: Mapping[str, Check] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:

@@ -30,6 +30,10 @@ class CollectorSpec:
     # The first run's timeout, if longer (opening netlink sockets, a first dump
     # of thousands of links); None: ``timeout``.
     first_timeout: float | None = None
+    # A scrape runs it on the scrape's own thread instead of waking its worker
+    # (CollectorInfo.inline): only for collectors that read the kernel's own
+    # tables, which cannot block on a device or a mount.
+    inline: bool = False
 
     def timeout_of(self, first: bool) -> float:
         return max(self.timeout, self.first_timeout or 0.0) if first else self.timeout
@@ -87,15 +91,18 @@ class Runner:
                                             daemon=True)
             self._thread.start()
 
-    def trigger(self, now: float, full: bool = True) -> None:
+    def trigger(self, now: float, full: bool = True, wake: bool = True) -> None:
+        """Mark a run as started (scheduler lock held); ``wake``: on the
+        worker, else the caller runs it (:meth:`run`) once it lets the lock go."""
         self.first = self.last_start == -math.inf
         self.started = self.last_start = now
         if full:
             self.last_full = now
         self.full = full
         self.timed_out = False
-        self._wake.set()
-        self.start_thread()  # a scrape before Scheduler.start, or a runner a reload added
+        if wake:
+            self._wake.set()
+            self.start_thread()  # a scrape before Scheduler.start, or a runner a reload added
 
     def retire(self) -> None:
         self.retired = True
@@ -107,12 +114,18 @@ class Runner:
             self._wake.clear()
             if self.retired:
                 return
-            batch = Batch()
-            error: BaseException | None = None
-            t0, cpu0 = time.monotonic(), time.thread_time()
-            try:
-                self.spec.collector.collect(batch)
-            except BaseException as exc:  # noqa: BLE001 - isolation is the point
-                error = exc
-            self.sched._finished(self, batch, error, time.monotonic() - t0)
-            self.status.cpu_seconds += time.thread_time() - cpu0  # only this thread writes it
+            self.run()
+
+    def run(self) -> None:
+        """One run, on the calling thread: collect, then hand the batch to
+        the scheduler.  Never two at once for one runner (``started`` guards
+        it), so ``cpu_seconds`` has one writer at a time."""
+        batch = Batch()
+        error: BaseException | None = None
+        t0, cpu0 = time.monotonic(), time.thread_time()
+        try:
+            self.spec.collector.collect(batch)
+        except BaseException as exc:  # noqa: BLE001 - isolation is the point
+            error = exc
+        self.sched._finished(self, batch, error, time.monotonic() - t0)
+        self.status.cpu_seconds += time.thread_time() - cpu0

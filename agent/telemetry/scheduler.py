@@ -207,18 +207,22 @@ class Scheduler:
         timeout stops the wait for it (the loop marks it down and its series
         are hidden).
 
-        The runs are started one after another, each on its own worker: the
-        next starts when the previous ends, or after ``REFRESH_STEP`` if it
-        is slow (it then goes on beside the others and is waited for at the
-        end), so a scrape never has thirty threads fighting for the GIL."""
+        The ``inline`` collectors run first, one after another on the
+        caller's thread: waking a worker and waiting for it cost more than
+        most of their runs (docs/benchmarks.md, "Runs on the scrape's
+        thread").  The others run each on its own worker: the next starts
+        when the previous ends, or after ``REFRESH_STEP`` if it is slow (it
+        then goes on beside the others and is waited for at the end), so a
+        scrape never has a dozen threads fighting for the GIL."""
         end = time.monotonic() + budget
         with self._cond:
             if self._stop:
                 return
             marks: list[tuple[Runner, int]] = []
-            for runner in [r for r in self._runners.values()
-                           if r.spec.on_scrape or not r.spec.background]:
-                if runner.retired or runner.predecessor is not None:
+            runners = [r for r in self._runners.values() if r.spec.on_scrape or not r.spec.background]
+            runners.sort(key=lambda r: not r.spec.inline)  # stable: inline ones first
+            for runner in runners:
+                if self._stop or runner.retired or runner.predecessor is not None:
                     continue
                 if runner.started is not None:
                     if not runner.timed_out:
@@ -236,9 +240,16 @@ class Scheduler:
                     continue
                 if time.monotonic() >= end:
                     break
-                runner.trigger(now, full=now >= runner.next_due - max_age)
+                runner.trigger(now, full=now >= runner.next_due - max_age, wake=not runner.spec.inline)
                 if now + runner.spec.timeout_of(runner.first) < self._wake_at:
                     self._cond.notify_all()  # the loop watches the run's timeout
+                if runner.spec.inline:
+                    self._lock.release()  # _finished takes it; the loop may time the run out
+                    try:
+                        runner.run()
+                    finally:
+                        self._lock.acquire()
+                    continue
                 mark = runner.finished + 1
                 if not self._wait(((runner, mark),), min(end, time.monotonic() + REFRESH_STEP)):
                     marks.append((runner, mark))
