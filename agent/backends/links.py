@@ -8,11 +8,12 @@ again and the difference is published.  The values (:class:`Link`,
 :class:`LinkChange`, :class:`FlapDetector`...) live in
 :mod:`agent.backends.linkinfo` and are re-exported here.
 
-pyroute2 declares the messages (``ifinfmsg``, ``MarshalRtnl``); the socket and
-loop are ours, because pyroute2 0.9's ``IPRoute(netns=...)`` forks a child to
-make its socket (and creates a missing namespace: ``flags=O_CREAT``), its
-objects are bound to the thread that made them, and its socket is unusable
-after ENOBUFS.  The socket is made by a short-lived thread that ``setns``-es
+The messages are decoded by :mod:`agent.backends.linkmsg` (only what
+:func:`parse_link` reads; importing pyroute2 cost every agent 10 MB).  The
+socket and loop are ours: pyroute2 0.9's ``IPRoute(netns=...)`` forks a
+child to make its socket (and creates a missing namespace:
+``flags=O_CREAT``), its objects are bound to the thread that made them, and
+its socket is unusable after ENOBUFS.  The socket is made by a short-lived thread that ``setns``-es
 (:func:`call_in_netns`), so no thread of the agent changes namespace.
 
 Notifications carry no ``IFLA_VFINFO_LIST``: a link with VFs keeps its last
@@ -32,12 +33,9 @@ import threading
 import time
 from typing import Callable, Mapping, TypeVar
 
-from pyroute2.netlink import NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR
-from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RTMGRP_LINK
-from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
-
+from agent.backends import linkmsg
 from agent.backends.hostfs import HostFS
+from agent.backends.linkmsg import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK, LinkMsg, Message
 from agent.backends.netns import call_in_netns  # noqa: F401  (re-exported)
 from agent.backends.linkinfo import (CHANGE_KINDS, VF, FlapDetector, Link, LinkChange, change_kinds,
                                      parse_link, with_sysfs)
@@ -50,6 +48,8 @@ T = TypeVar("T")
 
 SO_RCVBUFFORCE = 33  # not in Python's socket module
 RTEXT_FILTER_VF = 1
+NLM_F_REQUEST, NLM_F_DUMP, NLM_F_DUMP_INTR = 0x1, 0x300, 0x10
+NLMSG_ERROR, NLMSG_DONE = 2, 3
 
 
 def _netlink_socket(rcvbuf: int) -> socket.socket:
@@ -93,7 +93,6 @@ class LinkWatcher:
         self._dump: dict[int, Link] = {}
         self._dump_began = 0.0
         self._dump_again = False
-        self._marshal = MarshalRtnl()
         self._buf = bytearray(1 << 18)
 
     def start(self) -> None:
@@ -193,12 +192,8 @@ class LinkWatcher:
 
     def _send(self, msg_flags: int, index: int = 0) -> int:
         self._seq += 1
-        msg = ifinfmsg()
-        msg["index"] = index
-        msg["attrs"] = [("IFLA_EXT_MASK", RTEXT_FILTER_VF)]
-        msg["header"].update(type=RTM_GETLINK, flags=msg_flags, sequence_number=self._seq)
-        msg.encode()
-        self._sock.send(msg.data)  # type: ignore[union-attr]
+        request = linkmsg.getlink_request(self._seq, msg_flags, index, ext_mask=RTEXT_FILTER_VF)
+        self._sock.send(request)  # type: ignore[union-attr]
         return self._seq
 
     def _request_dump(self) -> None:
@@ -225,16 +220,16 @@ class LinkWatcher:
             if flags & socket.MSG_TRUNC:
                 self._lost("truncated message")
                 continue
-            for msg in self._marshal.parse(bytes(self._buf[:n])):
+            for msg in linkmsg.parse(memoryview(self._buf)[:n]):
                 self._handle(msg)
 
-    def _handle(self, msg: ifinfmsg) -> None:
-        hdr = msg["header"]
-        ours = hdr["sequence_number"] == self._dump_seq and hdr["pid"] == self._portid
-        if hdr["type"] == NLMSG_DONE and ours:
+    def _handle(self, msg: Message) -> None:
+        ours = msg.seq == self._dump_seq and msg.pid == self._portid
+        link = msg.link
+        if msg.type == NLMSG_DONE and ours:
             self._finish_dump()
-        elif hdr["type"] == NLMSG_ERROR:
-            code = abs(msg.get("error") or 0)  # 0: an ACK
+        elif msg.type == NLMSG_ERROR:
+            code = msg.error  # 0: an ACK
             if ours and code in (errno.ENOBUFS, errno.EBUSY, errno.EINTR):
                 self._dump_seq = None
                 self._lost(f"dump refused: {os.strerror(code)}")
@@ -242,20 +237,20 @@ class LinkWatcher:
                 raise OSError(code, f"link dump of netns {self.netns!r}: {os.strerror(code)}")
             elif code:
                 logger.debug("netlink error in netns %r: %s", self.netns, os.strerror(code))
-        elif hdr["type"] not in (RTM_NEWLINK, RTM_DELLINK) or msg["family"] != socket.AF_UNSPEC:
+        elif link is None or link["family"] != socket.AF_UNSPEC:
             return  # AF_BRIDGE port messages share RTNLGRP_LINK
         elif ours:
-            self._dump_again |= bool(hdr["flags"] & NLM_F_DUMP_INTR)
-            self._dump[msg["index"]] = self._parse(msg, self._dump)
+            self._dump_again |= bool(msg.flags & NLM_F_DUMP_INTR)
+            self._dump[link["index"]] = self._parse(link, self._dump)
         elif self._dump_seq is not None or self._generation == 0:  # the dump's diff publishes it
-            if hdr["type"] == RTM_DELLINK:
-                self._dump.pop(msg["index"], None)
+            if msg.type == RTM_DELLINK:
+                self._dump.pop(link["index"], None)
             else:
-                self._dump[msg["index"]] = self._parse(msg, self._dump)
+                self._dump[link["index"]] = self._parse(link, self._dump)
         else:
-            self._update({msg["index"]: None if hdr["type"] == RTM_DELLINK else self._parse(msg)})
+            self._update({link["index"]: None if msg.type == RTM_DELLINK else self._parse(link)})
 
-    def _parse(self, msg: ifinfmsg, table: Mapping[int, Link] | None = None) -> Link:
+    def _parse(self, msg: LinkMsg, table: Mapping[int, Link] | None = None) -> Link:
         table = self._links if table is None else table
         link = parse_link(msg, table)
         if self._sysfs is not None:
