@@ -54,8 +54,8 @@ OPERATIONS = operations_pb2.DESCRIPTOR.services_by_name["Operations"]
 SCRAPE_AGE = 0.25  # what Scheduler.refresh runs for a scrape (docs/architecture.md)
 CATCH_UP = 1.0  # seconds the first API read after an idle spell waits for fresh values
 # The first API read after start waits for the collectors' start-up runs as
-# long as a scrape would: thirty first runs at once (the link watchers load
-# pyroute2 then) take more than CATCH_UP on a loaded host, and a read right
+# long as a scrape would: thirty first runs at once (the link watchers dump
+# every link then) take more than CATCH_UP on a loaded host, and a read right
 # after SERVING found no family yet ("unknown metric", INVALID_ARGUMENT).
 FIRST_CATCH_UP = 5.0
 # A collector's first run may take longer than its timeout: it opens netlink

@@ -282,17 +282,37 @@ def test_churn_300_pairs_returns_to_baseline(netns, watch):
 
 
 @pytest.mark.netns
-def test_overflow_redumps_and_publishes_the_difference(netns, watch):
-    watcher, changes = watch(rcvbuf=4096)  # the kernel's minimum: bursts overflow it
-    names = {f"o{i}{end}" for i in range(200) for end in "ab"}
-    ip_batch(netns, [f"link add o{i}a type veth peer name o{i}b" for i in range(200)])
-    deadline = time.monotonic() + 10
-    while not names <= set(by_name(watcher)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert names <= set(by_name(watcher))
-    assert watcher.overflows >= 1 and watcher.errors == 0
-    added = [c.link.name for c in changes.settle() if c.kind == "added"]
-    assert sorted(added) == sorted(names), "each new link reported added exactly once"
+def test_overflow_redumps_and_publishes_the_difference(netns):
+    class Stalled(Changes):
+        """Holds the watcher's thread at the first change until the burst is
+        in: its socket (the kernel's minimum buffer) overflows for sure, not
+        only when the watcher happens to be slower than the kernel."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = threading.Event()
+
+        def __call__(self, change: LinkChange) -> None:
+            self.gate.wait(10)
+            super().__call__(change)
+
+    changes = Stalled()
+    watcher = LinkWatcher(netns, on_change=changes, rcvbuf=4096)
+    watcher.start()
+    try:
+        names = {f"o{i}{end}" for i in range(200) for end in "ab"}
+        ip_batch(netns, [f"link add o{i}a type veth peer name o{i}b" for i in range(200)])
+        changes.gate.set()
+        deadline = time.monotonic() + 10
+        while not names <= set(by_name(watcher)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert names <= set(by_name(watcher))
+        assert watcher.overflows >= 1 and watcher.errors == 0
+        added = [c.link.name for c in changes.settle() if c.kind == "added"]
+        assert sorted(added) == sorted(names), "each new link reported added exactly once"
+    finally:
+        changes.gate.set()
+        watcher.close()
 
 
 # --- the host's own table (read only) ----------------------------------------------

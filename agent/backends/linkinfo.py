@@ -1,6 +1,7 @@
 """The values of the link table and the pure functions that make them.
 
-:func:`parse_link` turns one ``RTM_NEWLINK`` (decoded by pyroute2) into a
+:func:`parse_link` turns one ``RTM_NEWLINK`` (decoded by pyroute2 or by
+:mod:`agent.backends.linkmsg`, which give the same shape) into a
 :class:`Link`; :func:`with_sysfs` adds what only sysfs knows for the host's
 physical NICs; :func:`change_kinds` and :class:`FlapDetector` say what a new
 version of a link means.  :mod:`agent.backends.links` keeps the table current

@@ -35,7 +35,7 @@ from agent.config_values import netns_list
 from agent.telemetry.collector import CollectorContext, CollectorInfo
 from agent.telemetry.model import Batch, FamilyDesc, MetricType, PreparedLayout
 
-if TYPE_CHECKING:  # the module imports pyroute2: loaded at the first run, not at start
+if TYPE_CHECKING:  # the link watcher: loaded at the first run, not at start
     from agent.backends.links import Link, LinkWatcher
 
 C, G = MetricType.COUNTER, MetricType.GAUGE
@@ -127,7 +127,7 @@ class NetclassCollector:
         self._closed = False
 
     def _open(self) -> None:
-        from agent.backends.links import LinkWatcher  # pyroute2: 0.1 s a start does not need
+        from agent.backends.links import LinkWatcher  # what a start does not need
 
         spaces: list[_Namespace] = []
         try:

@@ -54,8 +54,8 @@ class Sampler:
         self._parse_frame, self._exporter, self._open_ring = parse_frame, exporter, open_ring
         self._flush_interval = flush_interval
         self._netns = cfg.namespace or None
-        # Here, not at the top: pyroute2 (a fifth of a second) loads only
-        # when [sampling] is configured, not on every start.
+        # Here, not at the top: the link watcher's modules load only when
+        # [sampling] is configured, not on every start.
         from agent.backends.links import LinkWatcher
         self._watcher = LinkWatcher(self._netns, on_change=lambda _c: self._wakeup())
         self._rings: dict[int, PacketRing] = {}    # ifindex -> ring
