@@ -16,6 +16,7 @@ from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 from agent.backends import linkmsg
 from agent.backends.links import Link, call_in_netns, parse_link
 from agent.core import netlink_py as wire
+from tests.test_links import VF0_ATTRS
 
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 
@@ -88,13 +89,7 @@ def test_every_link_of_a_real_dump_decodes_as_pyroute2_does(netns):
 
 
 def test_a_physical_nic_with_vfs_decodes_as_pyroute2_does():
-    vf0 = [("IFLA_VF_MAC", {"vf": 0, "mac": "02:00:00:00:00:0a"}),
-           ("IFLA_VF_VLAN", {"vf": 0, "vlan": 100, "qos": 3}),
-           ("IFLA_VF_LINK_STATE", {"vf": 0, "link_state": 1}),
-           ("IFLA_VF_SPOOFCHK", {"vf": 0, "spoofchk": 1}),
-           ("IFLA_VF_TRUST", {"vf": 0, "trust": 0}),
-           ("IFLA_VF_STATS", {"attrs": [("IFLA_VF_STATS_RX_PACKETS", 10), ("IFLA_VF_STATS_TX_PACKETS", 20),
-                                        ("IFLA_VF_STATS_RX_BYTES", 1000), ("IFLA_VF_STATS_TX_BYTES", 2000)]})]
+    vf0 = VF0_ATTRS
     vf1 = [("IFLA_VF_MAC", {"vf": 1, "mac": "02:00:00:00:00:0b"}),
            ("IFLA_VF_SPOOFCHK", {"vf": 1, "spoofchk": 0xFFFFFFFF}),  # not supported by the driver
            ("IFLA_VF_LINK_STATE", {"vf": 1, "link_state": 2})]

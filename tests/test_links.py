@@ -351,14 +351,19 @@ def _decoded(attrs: list, index: int = 5, ifi_type: int = 1, flags: int = 0x1043
     return next(iter(MarshalRtnl().parse(bytes(msg.data))))
 
 
+# One VF with every attribute parse_link reads, as pyroute2 encodes them
+# (also tests/test_linkmsg.py's).
+VF0_ATTRS = [("IFLA_VF_MAC", {"vf": 0, "mac": "02:00:00:00:00:0a"}),
+             ("IFLA_VF_VLAN", {"vf": 0, "vlan": 100, "qos": 3}),
+             ("IFLA_VF_LINK_STATE", {"vf": 0, "link_state": 1}),
+             ("IFLA_VF_SPOOFCHK", {"vf": 0, "spoofchk": 1}),
+             ("IFLA_VF_TRUST", {"vf": 0, "trust": 0}),
+             ("IFLA_VF_STATS", {"attrs": [("IFLA_VF_STATS_RX_PACKETS", 10), ("IFLA_VF_STATS_TX_PACKETS", 20),
+                                          ("IFLA_VF_STATS_RX_BYTES", 1000), ("IFLA_VF_STATS_TX_BYTES", 2000)]})]
+
+
 def test_parse_link_physical_nic_with_vfs():
-    vf0 = [("IFLA_VF_MAC", {"vf": 0, "mac": "02:00:00:00:00:0a"}),
-           ("IFLA_VF_VLAN", {"vf": 0, "vlan": 100, "qos": 3}),
-           ("IFLA_VF_LINK_STATE", {"vf": 0, "link_state": 1}),
-           ("IFLA_VF_SPOOFCHK", {"vf": 0, "spoofchk": 1}),
-           ("IFLA_VF_TRUST", {"vf": 0, "trust": 0}),
-           ("IFLA_VF_STATS", {"attrs": [("IFLA_VF_STATS_RX_PACKETS", 10), ("IFLA_VF_STATS_TX_PACKETS", 20),
-                                        ("IFLA_VF_STATS_RX_BYTES", 1000), ("IFLA_VF_STATS_TX_BYTES", 2000)]})]
+    vf0 = VF0_ATTRS
     vf1 = [("IFLA_VF_MAC", {"vf": 1, "mac": "02:00:00:00:00:0b"}),
            ("IFLA_VF_LINK_STATE", {"vf": 1, "link_state": 2})]
     msg = _decoded([
