@@ -3,9 +3,9 @@ without pyroute2.
 
 Why not pyroute2 here: importing any of its modules imports the whole package
 (its ``__init__`` loads IPRoute, NDB, IPDB, asyncio and some 200 modules), and
-that was 10 MB of every agent's resident memory, at every host, for the few
+that was 9 MB of every agent's resident memory, at every host, for the few
 attributes :func:`agent.backends.linkinfo.parse_link` reads
-(docs/benchmarks.md, "Memory per series").  The network feature still uses
+(docs/benchmarks.md, "Third pass").  The network feature still uses
 pyroute2, loaded when it is first used.
 
 :func:`parse` decodes only those attributes, into the shape ``parse_link``

@@ -9,12 +9,13 @@ again and the difference is published.  The values (:class:`Link`,
 :mod:`agent.backends.linkinfo` and are re-exported here.
 
 The messages are decoded by :mod:`agent.backends.linkmsg` (only what
-:func:`parse_link` reads; importing pyroute2 cost every agent 10 MB).  The
+:func:`parse_link` reads; importing pyroute2 cost every agent 9 MB).  The
 socket and loop are ours: pyroute2 0.9's ``IPRoute(netns=...)`` forks a
 child to make its socket (and creates a missing namespace:
 ``flags=O_CREAT``), its objects are bound to the thread that made them, and
-its socket is unusable after ENOBUFS.  The socket is made by a short-lived thread that ``setns``-es
-(:func:`call_in_netns`), so no thread of the agent changes namespace.
+its socket is unusable after ENOBUFS.  The socket is made by a short-lived
+thread that ``setns``-es (:func:`call_in_netns`), so no thread of the agent
+changes namespace.
 
 Notifications carry no ``IFLA_VFINFO_LIST``: a link with VFs keeps its last
 known VFs and is asked for again with ``RTEXT_FILTER_VF``.  An open watcher

@@ -209,11 +209,11 @@ class Scheduler:
 
         The ``inline`` collectors run first, one after another on the
         caller's thread: waking a worker and waiting for it cost more than
-        most of their runs (docs/benchmarks.md, "Runs on the scrape's
-        thread").  The others run each on its own worker: the next starts
-        when the previous ends, or after ``REFRESH_STEP`` if it is slow (it
-        then goes on beside the others and is waited for at the end), so a
-        scrape never has a dozen threads fighting for the GIL."""
+        most of their runs (docs/benchmarks.md, "Third pass").  The others
+        run each on its own worker: the next starts when the previous ends,
+        or after ``REFRESH_STEP`` if it is slow (it then goes on beside the
+        others and is waited for at the end), so a scrape never has a dozen
+        threads fighting for the GIL."""
         end = time.monotonic() + budget
         with self._cond:
             if self._stop:
