@@ -41,8 +41,8 @@ ERRORS = FamilyDesc("hostagent_collector_errors_total", C,
 TIMEOUTS = FamilyDesc("hostagent_collector_timeouts_total", C,
                       "Runs of the collector that overran their timeout", label_names=("collector",))
 CPU_USED = FamilyDesc("hostagent_collector_cpu_seconds_total", C,
-                      "CPU time of the collector's runs (collecting and storing), from its worker "
-                      "thread's clock", "seconds", ("collector",), scale=1e-6)
+                      "CPU time of the collector's runs (collecting and storing), from the clock of the "
+                      "thread that ran each", "seconds", ("collector",), scale=1e-6)
 LAST_OK = FamilyDesc("hostagent_collector_last_success_timestamp_seconds", G,
                      "Unix time of the collector's last successful run", "seconds", ("collector",))
 # node_exporter's names for the same two facts, so its dashboards' "scrape" panels work.

@@ -53,7 +53,8 @@ class CollectorStatus:
     timeouts_total: int = 0
     consecutive_failures: int = 0
     last_duration: float = 0.0
-    # CPU of the collector's runs on its worker thread (collect and ingest),
+    # CPU of the collector's runs (collect and ingest), from the clock of the
+    # thread that ran each (its worker, or a scrape's for an inline one),
     # so an operator sees which collector a host's agent spends its CPU on.
     cpu_seconds: float = 0.0
     last_success: float = 0.0  # wall clock
